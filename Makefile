@@ -1,0 +1,60 @@
+# The only entry points for humans and CI. `make run` and `make test` set everything up.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# pip on some machines prints one harmless line per ignored local mirror location.
+QUIET_PIP := { grep -v "is ignored" || true; }
+
+.PHONY: run test setup fmt lint typecheck layers test-unit test-int evals bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Set up, then start the main job on the embedded defaults.
+run: $(STAMP)
+	$(BIN)/vinbot decode --interactive
+
+## Set up, then run every check: format, lint, types, layering, all tests.
+test: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -p no:cacheprovider
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test-int: $(STAMP)
+	$(BIN)/pytest -m integration
+
+evals: $(STAMP)
+	$(BIN)/python -m evals.vin_accuracy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.decode_bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

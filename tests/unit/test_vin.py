@@ -1,0 +1,403 @@
+"""The `Vin` value object: normalisation, validation, check digit, model year, suggestions, finding."""
+
+import time
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tools.domain.vin import (
+    ALPHABET,
+    LOOK_ALIKES,
+    VIN_LENGTH,
+    Vin,
+    check_digit,
+    find_vins,
+    has_valid_check_digit,
+    mask_vin,
+    normalise,
+    suggest,
+    year_cycle_candidates,
+)
+from tools.errors import InvalidVin
+
+PROPERTY = settings(max_examples=200, deadline=None)
+REASONS = frozenset({"empty", "too_short", "too_long", "forbidden_letters", "invalid_characters"})
+
+CIVIC = "1HGCM82633A004352"  # Wikipedia's check-digit example: valid, check digit 3
+CFR_EXAMPLE = "1M8GDM9AXKP042788"  # 49 CFR 565 / Wikipedia: valid, check digit X
+TESLA = "5YJ3E1EA7KF317000"  # position 9 holds 7, the sum gives 2
+
+
+def _with_check_digit(chars: str | list[str]) -> str:
+    """Build a VIN from 16 characters by computing position 9."""
+    draft = "".join(chars[:8]) + "0" + "".join(chars[8:])
+    return draft[:8] + check_digit(draft) + draft[9:]
+
+
+def _typos_of(ch: str) -> list[str]:
+    # What a person may type for `ch`: every key of LOOK_ALIKES listing `ch` as a meaning.
+    return sorted(typed for typed, meant in LOOK_ALIKES.items() if ch in meant)
+
+
+valid_vins = st.text(alphabet=sorted(ALPHABET), min_size=16, max_size=16).map(_with_check_digit)
+
+
+def _parse_outcome(raw: str) -> Vin | InvalidVin:
+    try:
+        return Vin.parse(raw)
+    except InvalidVin as e:
+        return e
+
+
+def _suggestions_for(raw: str) -> tuple[str, ...]:
+    """Return what the user is offered for `raw`: the error's suggestions or the VIN's own."""
+    outcome = _parse_outcome(raw)
+    if isinstance(outcome, InvalidVin):
+        return outcome.suggestions
+    assert not outcome.check_digit_valid
+    return outcome.suggestions()
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        st.text(),
+        st.text(alphabet="1hgAZ09IOQ -–—._/\t\u00a0\u0301\u0308ßﬁ１Ａ①ΐ"),
+    )
+)
+def test_normalise_is_idempotent_when_given_any_text(raw):
+    once = normalise(raw)
+    assert normalise(once) == once
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1hgcm82633a004352",
+        "  1HGCM82633A004352\n",
+        "1HG CM826 33A004352",
+        "1HG-CM826-33A004352",
+        "1hg–cm826–33a004352",
+        "１ＨＧＣＭ８２６３３Ａ００４３５２",
+        "1HG\u00a0CM826\u00a033A004352",
+    ],
+)
+def test_parse_returns_the_canonical_vin_when_case_spacing_or_dashes_differ(raw):
+    assert Vin.parse(raw).value == CIVIC
+
+
+# ---------------------------------------------------------------- round trip
+
+
+@PROPERTY
+@given(valid_vins)
+def test_parse_round_trips_when_the_vin_is_valid(vin):
+    parsed = Vin.parse(vin)
+
+    assert parsed.value == vin
+    assert str(parsed) == vin
+    assert Vin.parse(str(parsed)) == parsed
+    assert parsed.check_digit_valid
+    assert parsed.suggestions() == ()
+
+
+@PROPERTY
+@given(valid_vins)
+def test_parse_round_trips_when_the_vin_is_written_lowercase_and_grouped(vin):
+    written = f"  {vin[:3].lower()}-{vin[3:9]} {vin[9:].lower()} "
+
+    assert Vin.parse(written).value == vin
+
+
+# ---------------------------------------------------------------- typos
+
+
+@PROPERTY
+@given(valid_vins, st.data())
+def test_original_is_suggested_when_one_character_is_replaced_by_a_look_alike(vin, data):
+    """A typo is one character swapped for a look-alike from LOOK_ALIKES.
+
+    That covers the symmetric confusions (S/5, B/8, Z/2, G/6, D/0, L/1, U/V) and a
+    real VIN character typed as a letter no VIN uses (0 as O or Q, 1 as I). The
+    typo is either rejected (I/O/Q) or parses with a failing check digit; either
+    way the original VIN is among the suggestions, and every suggestion passes
+    the check digit.
+    """
+    typos = [(i, typed) for i, ch in enumerate(vin) for typed in _typos_of(ch)]
+    assume(typos)
+    i, typed = data.draw(st.sampled_from(typos))
+    typo = vin[:i] + typed + vin[i + 1 :]
+
+    suggestions = _suggestions_for(typo)
+
+    assert vin in suggestions
+    assert all(has_valid_check_digit(s) for s in suggestions)
+
+
+@PROPERTY
+@given(valid_vins, st.data())
+def test_too_long_suggests_the_original_when_one_character_is_inserted(vin, data):
+    i = data.draw(st.integers(min_value=0, max_value=VIN_LENGTH))
+    extra = data.draw(st.sampled_from(sorted(ALPHABET)))
+
+    with pytest.raises(InvalidVin) as caught:
+        Vin.parse(vin[:i] + extra + vin[i:])
+
+    assert caught.value.reason == "too_long"
+    assert vin in caught.value.suggestions
+    assert all(has_valid_check_digit(s) for s in caught.value.suggestions)
+
+
+def test_too_long_suggests_the_vin_without_the_extra_character_when_eighteen_are_given():
+    with pytest.raises(InvalidVin) as caught:
+        Vin.parse(CIVIC[:5] + "7" + CIVIC[5:])
+
+    assert caught.value.reason == "too_long"
+    assert CIVIC in caught.value.suggestions
+
+
+def test_forbidden_letters_are_rejected_with_the_fix_when_zeros_are_typed_as_o_and_q():
+    with pytest.raises(InvalidVin) as caught:
+        Vin.parse("1HGCM82633AOQ4352")
+
+    assert caught.value.code == "invalid_vin"
+    assert caught.value.reason == "forbidden_letters"
+    assert caught.value.suggestions == (CIVIC,)
+    assert "I, O or Q" in caught.value.public_message
+
+
+def test_no_suggestion_is_offered_when_no_look_alike_fix_passes_the_check_digit():
+    # "0" replacing "O" would give TESLA, whose check digit fails: not offered.
+    typo = TESLA[:-1] + "O"
+
+    with pytest.raises(InvalidVin) as caught:
+        Vin.parse(typo)
+
+    assert caught.value.reason == "forbidden_letters"
+    assert all(has_valid_check_digit(s) for s in caught.value.suggestions)
+    assert TESLA not in caught.value.suggestions
+
+
+def test_suggest_returns_nothing_when_the_text_is_not_vin_length():
+    assert suggest(CIVIC[:-1]) == ()
+
+
+# ---------------------------------------------------------------- check digit
+
+
+@pytest.mark.parametrize(
+    ("vin", "digit"),
+    [
+        (CIVIC, "3"),
+        (CFR_EXAMPLE, "X"),
+        ("1G1ZT53826F109149", "2"),
+        ("JH4KA7561PC008269", "1"),
+    ],
+)
+def test_check_digit_holds_when_the_vin_is_a_published_valid_example(vin, digit):
+    assert check_digit(vin) == digit
+    assert has_valid_check_digit(vin)
+    assert Vin.parse(vin).check_digit_valid
+
+
+@pytest.mark.parametrize(
+    ("vin", "expected"),
+    [
+        (TESLA, "2"),
+        ("WBA3A5C51CF256651", "7"),
+    ],
+)
+def test_failed_check_digit_is_a_warning_not_an_error_when_position_9_is_wrong(vin, expected):
+    parsed = Vin.parse(vin)
+
+    assert not parsed.check_digit_valid
+    assert parsed.expected_check_digit == expected
+
+
+@pytest.mark.parametrize("text", ["", CIVIC[:-1], CIVIC + "1", CIVIC.lower(), "1HGCM8263IA004352"])
+def test_has_valid_check_digit_is_false_when_the_text_is_not_seventeen_vin_characters(text):
+    assert not has_valid_check_digit(text)
+
+
+def test_check_digit_raises_value_error_when_the_text_is_not_seventeen_vin_characters():
+    with pytest.raises(ValueError, match="17"):
+        check_digit("1HGCM8263")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty"),
+        ("   \t\n", "empty"),
+        ("- - -", "empty"),
+        (CIVIC[:-1], "too_short"),
+        ("1HG", "too_short"),
+        (CIVIC + "4", "too_long"),
+        ("1HGCM82633A0043I2", "forbidden_letters"),
+        ("1HGCM82633A00435é", "invalid_characters"),
+        ("1HGCM82633А004352", "invalid_characters"),  # Cyrillic А
+        ("1HGCM82633A00435🚗", "invalid_characters"),
+        ("\x00" * 17, "invalid_characters"),
+        ("1HGCM82633A004352'; DROP TABLE vins;--", "invalid_characters"),
+        ("' OR '1'='1", "invalid_characters"),
+        ("<script>alert(1)</script>", "invalid_characters"),
+        ("<b>1HGCM82633A004352</b>", "invalid_characters"),
+        ("A" * 10_240, "too_long"),
+        ("I" * 10_240, "too_long"),
+        (" " * 10_240, "empty"),
+        ("é" * 10_240, "invalid_characters"),
+    ],
+)
+def test_parse_raises_invalid_vin_with_a_stable_reason_when_input_is_bad(raw, reason):
+    with pytest.raises(InvalidVin) as caught:
+        Vin.parse(raw)
+
+    error = caught.value
+    assert error.code == "invalid_vin"
+    assert error.reason == reason
+    assert 0 < len(error.public_message) < 200
+    assert len(error.raw) <= 65
+    assert error.to_dict()["reason"] == reason
+
+
+@PROPERTY
+@given(st.text())
+def test_parse_returns_a_vin_or_a_known_reason_when_given_any_text(raw):
+    outcome = _parse_outcome(raw)
+
+    if isinstance(outcome, InvalidVin):
+        assert outcome.reason in REASONS
+        assert outcome.public_message
+    else:
+        assert len(outcome.value) == VIN_LENGTH
+        assert set(outcome.value) <= ALPHABET
+
+
+def test_parse_returns_quickly_with_a_clipped_raw_when_given_ten_kilobytes():
+    raw = ("1HGCM82633A004352 " * 600)[:10_240]
+
+    started = time.perf_counter()
+    with pytest.raises(InvalidVin) as caught:
+        Vin.parse(raw)
+    elapsed = time.perf_counter() - started
+
+    assert caught.value.reason == "too_long"
+    assert caught.value.raw == raw[:64] + "…"
+    assert elapsed < 0.5
+
+
+def test_vin_constructor_raises_value_error_when_the_value_is_not_canonical():
+    with pytest.raises(ValueError, match=r"Vin\.parse"):
+        Vin(CIVIC.lower())
+
+
+# ---------------------------------------------------------------- model year
+
+
+def _vin_with(*, position_7: str, position_10: str) -> Vin:
+    chars = list(CIVIC[:8] + CIVIC[9:])  # 16 characters without the check digit
+    chars[6] = position_7
+    chars[8] = position_10  # position 10 is index 9 of the VIN, 8 of the 16
+    return Vin(_with_check_digit(chars))
+
+
+def test_model_year_prefers_the_2010_cycle_when_position_7_is_a_letter():
+    vin = _vin_with(position_7="E", position_10="A")
+
+    assert vin.model_year_candidates(latest=2030) == (2010, 1980)
+
+
+def test_model_year_prefers_the_1980_cycle_when_position_7_is_a_digit():
+    vin = _vin_with(position_7="2", position_10="A")
+
+    assert vin.model_year_candidates(latest=2030) == (1980, 2010)
+
+
+def test_model_year_drops_years_when_they_are_after_latest():
+    assert _vin_with(position_7="E", position_10="Y").model_year_candidates(latest=2026) == (2000,)
+    assert Vin.parse(CIVIC).model_year_candidates(latest=2026) == (2003,)
+
+
+def test_model_year_is_2019_first_when_a_2019_tesla_vin_is_given():
+    assert Vin.parse(TESLA).model_year_candidates(latest=2026) == (2019, 1989)
+
+
+@pytest.mark.parametrize("code", ["U", "Z", "0", "", "AB", "a"])
+def test_year_cycle_candidates_are_empty_when_the_code_is_not_a_year_code(code):
+    assert year_cycle_candidates(code) == ()
+
+
+@pytest.mark.parametrize(("code", "years"), [("A", (1980, 2010)), ("Y", (2000, 2030)), ("9", (2009, 2039))])
+def test_year_cycle_candidates_are_thirty_years_apart_when_the_code_is_valid(code, years):
+    assert year_cycle_candidates(code) == years
+
+
+# ---------------------------------------------------------------- finding VINs in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my vin is 1hgcm82633a004352 thanks", [CIVIC]),
+        ("VIN: 1HG-CM826-33A004352.", [CIVIC]),
+        ("it's 1HG CM826 33A004352 I think", [CIVIC]),
+        ("(1HGCM82633A004352)", [CIVIC]),
+        ("VIN:1HGCM82633A004352!", [CIVIC]),
+        ('"1HGCM82633A004352",', [CIVIC]),
+        ("compare 1HGCM82633A004352 and 5yj3e1ea7kf317000, please", [CIVIC, TESLA]),
+        ("1HGCM82633A004352\n1M8GDM9AXKP042788", [CIVIC, CFR_EXAMPLE]),
+        ("1HGCM82633A004352 again: 1HGCM82633A004352", [CIVIC]),
+    ],
+)
+def test_find_vins_returns_each_vin_once_in_order_when_written_in_free_text(text, expected):
+    assert find_vins(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello there, what can you tell me about my car?",
+        "ABCDEFGHJKLMNPRST",
+        "I need 4 new tyres asap",
+        "call 12345678901234567 now",
+        "12345678901234567",
+        "1HG, CM826, 33A004352",
+        "1HGCM82633A0043521",
+        "",
+    ],
+)
+def test_find_vins_returns_nothing_when_the_text_holds_no_vin(text):
+    assert find_vins(text) == []
+
+
+@PROPERTY
+@given(valid_vins)
+def test_find_vins_finds_the_vin_when_it_sits_in_a_sentence(vin):
+    assume(any(ch.isdigit() for ch in vin) and any(ch.isalpha() for ch in vin))
+
+    assert find_vins(f"Hi! My VIN is {vin.lower()}, can you check it?") == [vin]
+
+
+def test_find_vins_returns_quickly_when_given_ten_kilobytes():
+    text = ("lorem ipsum 12 dolor - sit, " * 400)[:10_240] + " " + CIVIC
+
+    started = time.perf_counter()
+    found = find_vins(text)
+
+    assert found == [CIVIC]
+    assert time.perf_counter() - started < 0.5
+
+
+# ---------------------------------------------------------------- masking
+
+
+def test_masked_shows_only_the_last_six_characters_when_logging():
+    assert Vin.parse(CIVIC).masked == "*" * 11 + "004352"
+    assert mask_vin("12345") == "12345"

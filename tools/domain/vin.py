@@ -1,0 +1,325 @@
+"""The VIN value object: normalisation, validation, check digit, model year, suggestions.
+
+Rules follow 49 CFR Part 565: 17 characters from the digits and the Latin capitals
+except I, O and Q; position 9 is a check digit (weighted sum mod 11, 10 written X);
+position 10 codes the model year on a 30-year cycle, and for light vehicles
+position 7 tells the cycle (a digit for 1980-2009, a letter for 2010-2039).
+
+A failed check digit is a warning, not an error: VINs from outside North America
+are not required to carry one.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import NoReturn
+
+from tools.errors import InvalidVin
+
+VIN_LENGTH = 17
+ALPHABET = frozenset("0123456789ABCDEFGHJKLMNPRSTUVWXYZ")
+FORBIDDEN_LETTERS = frozenset("IOQ")
+
+_TRANSLITERATION = {
+    **{str(d): d for d in range(10)},
+    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+    **dict(zip("JKLMN", range(1, 6), strict=True)),
+    "P": 7,
+    "R": 9,
+    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
+}
+_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+# Position 10 model-year codes, in order, for the cycle starting 1980 (and again 2010).
+_YEAR_CODES = "ABCDEFGHJKLMNPRSTVWXY123456789"
+
+# Characters people confuse when reading or typing a VIN: O/0, I/1, Q/0, S/5, B/8,
+# Z/2, G/6, D/0, L/1, U/V. Keys are what was typed, values what may have been meant.
+# I, O and Q never occur in a VIN, so they map one way only.
+_CONFUSED_PAIRS = (("S", "5"), ("B", "8"), ("Z", "2"), ("G", "6"), ("D", "0"), ("L", "1"), ("U", "V"))
+LOOK_ALIKES: dict[str, tuple[str, ...]] = {"O": ("0",), "Q": ("0",), "I": ("1",)}
+for _a, _b in _CONFUSED_PAIRS:
+    LOOK_ALIKES[_a] = (*LOOK_ALIKES.get(_a, ()), _b)
+    LOOK_ALIKES[_b] = (*LOOK_ALIKES.get(_b, ()), _a)
+del _a, _b
+
+# Phones and word processors turn "-" into typographic dashes; NFKC does not fold them.
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_SEPARATORS = frozenset(" \t\r\n._/" + _DASHES)
+
+
+def normalise(raw: str) -> str:
+    """Return `raw` as a VIN candidate: upper case, separators and whitespace removed.
+
+    Characters whose compatibility form is ASCII (full-width digits, no-break
+    spaces) are folded to it; other non-ASCII characters are kept as typed so
+    the error can show them. Idempotent: `normalise(normalise(x)) == normalise(x)`.
+    """
+    folded = "".join(_fold(ch) for ch in raw)
+    return "".join(ch for ch in folded if ch not in _SEPARATORS and not ch.isspace())
+
+
+def _fold(ch: str) -> str:
+    # Folding one character at a time (never across neighbours) keeps `normalise`
+    # idempotent: dropping a separator cannot create a new composable sequence.
+    folded = unicodedata.normalize("NFKC", ch).upper()
+    return folded if folded.isascii() else ch
+
+
+def _is_vin_text(text: str) -> bool:
+    return len(text) == VIN_LENGTH and all(ch in ALPHABET for ch in text)
+
+
+def check_digit(vin17: str) -> str:
+    """Return the check digit that `vin17` should carry at position 9.
+
+    Raises:
+        ValueError: `vin17` is not 17 characters of the VIN alphabet.
+    """
+    if not _is_vin_text(vin17):
+        raise ValueError("check_digit needs 17 upper-case VIN characters")
+    total = sum(_TRANSLITERATION[ch] * w for ch, w in zip(vin17, _WEIGHTS, strict=True))
+    rest = total % 11
+    return "X" if rest == 10 else str(rest)
+
+
+def has_valid_check_digit(vin17: str) -> bool:
+    """Tell whether `vin17` is 17 VIN characters whose position 9 matches the check digit."""
+    return _is_vin_text(vin17) and vin17[8] == check_digit(vin17)
+
+
+def year_cycle_candidates(code: str) -> tuple[int, ...]:
+    """Return every model year the position-10 `code` can stand for (1980-2039)."""
+    index = _YEAR_CODES.find(code) if len(code) == 1 else -1
+    if index < 0:
+        return ()
+    return (1980 + index, 2010 + index)
+
+
+@dataclass(frozen=True, slots=True)
+class Vin:
+    """A syntactically valid VIN (17 characters, VIN alphabet).
+
+    Build one with `Vin.parse`, which normalises and validates; the check digit
+    may still be wrong (see `check_digit_valid`).
+    """
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not _is_vin_text(self.value):
+            raise ValueError("Vin needs 17 upper-case VIN characters; use Vin.parse for user input")
+
+    @classmethod
+    def parse(cls, raw: str) -> Vin:
+        """Normalise and validate `raw`.
+
+        Raises:
+            InvalidVin: with a reason code, a plain message and, where one can be
+                found, the VINs the user probably meant.
+        """
+        text = normalise(raw)
+        if not text:
+            raise InvalidVin(
+                "No VIN was given. A VIN has 17 letters and digits.", reason="empty", raw=_clip(raw)
+            )
+        bad = sorted({ch for ch in text if ch not in ALPHABET and ch not in FORBIDDEN_LETTERS})
+        if bad:
+            shown = ", ".join(repr(ch) for ch in bad[:5])
+            raise InvalidVin(
+                f"A VIN can only contain digits and the letters A-Z except I, O and Q; found {shown}.",
+                reason="invalid_characters",
+                raw=_clip(raw),
+            )
+        if len(text) != VIN_LENGTH:
+            _raise_wrong_length(text, raw)
+        forbidden = sorted({ch for ch in text if ch in FORBIDDEN_LETTERS})
+        if forbidden:
+            letters = ", ".join(forbidden)
+            raise InvalidVin(
+                f"VINs never use the letters I, O or Q (found {letters}); they are easily confused "
+                "with 1 and 0.",
+                reason="forbidden_letters",
+                raw=_clip(raw),
+                suggestions=suggest(text),
+            )
+        return cls(text)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def wmi(self) -> str:
+        """World manufacturer identifier (positions 1-3)."""
+        return self.value[:3]
+
+    @property
+    def check_digit_valid(self) -> bool:
+        """Whether position 9 matches the computed check digit."""
+        return has_valid_check_digit(self.value)
+
+    @property
+    def expected_check_digit(self) -> str:
+        """The check digit position 9 should hold."""
+        return check_digit(self.value)
+
+    @property
+    def masked(self) -> str:
+        """The VIN with all but its last six characters hidden, for logs."""
+        return mask_vin(self.value)
+
+    def model_year_candidates(self, *, latest: int) -> tuple[int, ...]:
+        """Return the model years position 10 allows, most likely first.
+
+        For light vehicles position 7 picks the cycle: a digit means 1980-2009,
+        a letter 2010-2039. Heavy vehicles do not follow that rule, so the other
+        cycle is kept as a second candidate. Years after `latest` are dropped.
+        """
+        years = sorted(y for y in year_cycle_candidates(self.value[9]) if y <= latest)
+        if self.value[6].isalpha():
+            years.reverse()
+        return tuple(years)
+
+    def suggestions(self) -> tuple[str, ...]:
+        """Return look-alike corrections whose check digit holds (empty when this one does)."""
+        if self.check_digit_valid:
+            return ()
+        return suggest(self.value)
+
+
+def _raise_wrong_length(text: str, raw: str) -> NoReturn:
+    n = len(text)
+    if n < VIN_LENGTH:
+        hint = " It may be a partial VIN; check the last characters." if n >= 11 else ""
+        raise InvalidVin(
+            f"That VIN has {n} characters; a VIN has exactly 17.{hint}", reason="too_short", raw=_clip(raw)
+        )
+    candidates: list[str] = []
+    if n == VIN_LENGTH + 1:
+        # One extra character: try dropping each, keep the ones whose check digit holds.
+        for i in range(n):
+            shorter = _replace_forbidden(text[:i] + text[i + 1 :])
+            if has_valid_check_digit(shorter):
+                candidates.append(shorter)
+    raise InvalidVin(
+        f"That VIN has {n} characters; a VIN has exactly 17.",
+        reason="too_long",
+        raw=_clip(raw),
+        suggestions=list(dict.fromkeys(candidates)),
+    )
+
+
+def _replace_forbidden(text: str) -> str:
+    return "".join(LOOK_ALIKES[ch][0] if ch in FORBIDDEN_LETTERS else ch for ch in text)
+
+
+def suggest(text: str) -> tuple[str, ...]:
+    """Return VINs one look-alike substitution away from `text` with a valid check digit.
+
+    I, O and Q are always replaced (by 1, 0, 0) first, since no VIN contains them.
+    Then single substitutions of commonly confused characters are tried. Every
+    result has a valid check digit, so a VIN from outside North America may get
+    none. Results are ordered by position; callers showing them pick the first few.
+    """
+    text = normalise(text)
+    base = _replace_forbidden(text)
+    if not _is_vin_text(base):
+        return ()
+    found: list[str] = []
+    if has_valid_check_digit(base):
+        found.append(base)
+    # Every I/O/Q is already fixed in `base`; now one more swap.
+    for i, ch in enumerate(base):
+        for alt in LOOK_ALIKES.get(ch, ()):
+            candidate = base[:i] + alt + base[i + 1 :]
+            if has_valid_check_digit(candidate):
+                found.append(candidate)
+    return tuple(c for c in dict.fromkeys(found) if c != text)
+
+
+def find_vins(text: str) -> list[str]:
+    """Return the 17-character VIN candidates written anywhere in `text`, in order.
+
+    Accepts VINs in any case, and with spaces or dashes inside when grouped
+    (for example `1HG CM826 33A004352` or `1hgcm82633a004352`). A grouped VIN
+    must end in four digits (the serial number), which keeps ordinary words
+    that happen to add up to 17 letters and digits out. Punctuation ends a group.
+    """
+    found: list[str] = []
+    upper = unicodedata.normalize("NFKC", text).upper()
+    for group in _split_groups(upper):
+        i = 0
+        while i < len(group):
+            end = _vin_end(group, i)
+            if end is None:
+                i += 1
+            else:
+                found.append("".join(group[i:end]))
+                i = end
+    return list(dict.fromkeys(found))
+
+
+def _vin_end(tokens: list[str], start: int) -> int | None:
+    # Join tokens from `start` until 17 characters; return the end index if they form a VIN.
+    joined = ""
+    for end in range(start + 1, len(tokens) + 1):
+        joined += tokens[end - 1]
+        if len(joined) > VIN_LENGTH:
+            return None
+        if len(joined) == VIN_LENGTH:
+            if not (_is_vin_text(joined) and _looks_like_vin(joined)):
+                return None
+            if end - start > 1 and not joined[-4:].isdigit():
+                return None
+            return end
+    return None
+
+
+def _split_groups(text: str) -> list[list[str]]:
+    """Split `text` into groups of ASCII letter-digit tokens joined only by spaces or dashes."""
+    groups: list[list[str]] = [[]]
+    current: list[str] = []
+    for ch in text:
+        if ch.isascii() and ch.isalnum():
+            current.append(ch)
+            continue
+        if current:
+            groups[-1].append("".join(current))
+            current = []
+        if ch not in _DASHES and ch != " ":
+            groups.append([])  # a hard break: punctuation and line ends end a group
+    if current:
+        groups[-1].append("".join(current))
+    return [g for g in groups if g]
+
+
+def _looks_like_vin(candidate: str) -> bool:
+    # A VIN mixes digits and letters; this keeps words and phone numbers out.
+    return any(ch.isdigit() for ch in candidate) and any(ch.isalpha() for ch in candidate)
+
+
+def mask_vin(text: str) -> str:
+    """Hide all but the last six characters of a VIN-like string."""
+    if len(text) <= 6:
+        return text
+    return "*" * (len(text) - 6) + text[-6:]
+
+
+def _clip(raw: str, limit: int = 64) -> str:
+    return raw if len(raw) <= limit else raw[:limit] + "…"
+
+
+__all__ = [
+    "ALPHABET",
+    "LOOK_ALIKES",
+    "VIN_LENGTH",
+    "Vin",
+    "check_digit",
+    "find_vins",
+    "has_valid_check_digit",
+    "mask_vin",
+    "normalise",
+    "suggest",
+    "year_cycle_candidates",
+]

@@ -1,0 +1,122 @@
+"""All configuration, read once by each composition root and passed down as values.
+
+Well-known variables (`DATABASE_URL`, `REDIS_URL`, `SENTRY_DSN`, ...) are read under
+their usual names; everything else is `VINBOT_<FIELD>`, with `__` between nested
+groups (`VINBOT_NHTSA__ENABLED=true`). A `.env` file in the working directory is
+read too. Unset infrastructure means "use the embedded default".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Tier = Literal["free", "pro", "premium"]
+
+
+def default_data_dir() -> Path:
+    """Return the per-user data directory (for example `~/.local/share/vinbot`)."""
+    return Path(platformdirs.user_data_dir("vinbot"))
+
+
+class ProviderSettings(BaseModel):
+    """A remote data provider: switch, politeness limit, timeouts and retries."""
+
+    enabled: bool = False
+    base_url: str = ""
+    requests_per_minute: int = Field(60, ge=1)
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(2, ge=0, le=5)
+    retry_backoff_s: float = Field(0.5, ge=0)
+
+
+class NhtsaSettings(ProviderSettings):
+    """The live NHTSA vPIC API (free, no key)."""
+
+    base_url: str = "https://vpic.nhtsa.dot.gov/api"
+    requests_per_minute: int = Field(60, ge=1)
+    batch_size: int = Field(50, ge=1, le=50)
+
+
+class AutodevSettings(ProviderSettings):
+    """Auto.dev VIN decoding (premium tier; needs `AUTODEV_API_KEY`)."""
+
+    base_url: str = "https://api.auto.dev"
+    requests_per_minute: int = Field(120, ge=1)
+
+
+class LimitSettings(BaseModel):
+    """Per-subject quotas. `decodes_per_day` is keyed by tier."""
+
+    decodes_per_minute: int = Field(60, ge=1)
+    decodes_per_day_free: int = Field(500, ge=1)
+    decodes_per_day_pro: int = Field(10_000, ge=1)
+    decodes_per_day_premium: int = Field(100_000, ge=1)
+
+    def decodes_per_day(self, tier: Tier) -> int:
+        """Return the daily decode quota of `tier`."""
+        return {
+            "free": self.decodes_per_day_free,
+            "pro": self.decodes_per_day_pro,
+            "premium": self.decodes_per_day_premium,
+        }[tier]
+
+
+class CacheSettings(BaseModel):
+    """Decode caching: Redis in front, PostgreSQL `vin_cache` behind it."""
+
+    decode_ttl_days: int = Field(30, ge=1)
+    durable_ttl_days: int = Field(180, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every setting vinbot reads. See README.md for the table of defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VINBOT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: str = "INFO"
+    log_format: Literal["auto", "text", "json"] = "auto"
+
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    upstash_redis_rest_url: str | None = Field(None, validation_alias="UPSTASH_REDIS_REST_URL")
+    upstash_redis_rest_token: SecretStr | None = Field(None, validation_alias="UPSTASH_REDIS_REST_TOKEN")
+    sentry_dsn: SecretStr | None = Field(None, validation_alias="SENTRY_DSN")
+    autodev_api_key: SecretStr | None = Field(None, validation_alias="AUTODEV_API_KEY")
+
+    vin_provider: Literal["offline", "nhtsa", "autodev"] = "offline"
+    nhtsa: NhtsaSettings = NhtsaSettings()
+    autodev: AutodevSettings = AutodevSettings()
+    limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
+    cli_user: str = Field("local", description="The user the terminal commands act as.")
+    cli_tier: Tier = Field("premium", description="The tier of the terminal user (the operator).")
+
+    @property
+    def pg_dir(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data."""
+        return self.data_dir / "pg"
+
+    @property
+    def redis_dir(self) -> Path:
+        """Where the embedded Redis keeps its data and socket."""
+        return self.data_dir / "redis"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the settings once per process. Only composition roots call this."""
+    return Settings()
