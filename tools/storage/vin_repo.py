@@ -1,0 +1,130 @@
+"""VIN decodes: the durable cache (`vin_cache`) and each user's history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tools.domain.vehicle import DecodedVehicle
+from tools.providers.base import DecodeRequest
+from tools.storage.models import UserVinHistory, VinCacheEntry
+
+
+class PgVinStore:
+    """The durable decode cache behind Redis, in PostgreSQL.
+
+    It runs its own short transactions: a cache write is not part of the
+    caller's unit of work and must not be rolled back with it.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: timedelta) -> None:
+        self._sessions = sessions
+        self._ttl = ttl
+
+    async def load(self, provider: str, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle | None]:
+        """Return stored decodes younger than the TTL, None elsewhere."""
+        if not requests:
+            return []
+        keys = [(provider, r.vin.value, r.year or 0) for r in requests]
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(VinCacheEntry.vin, VinCacheEntry.year_hint, VinCacheEntry.payload).where(
+                    tuple_(VinCacheEntry.provider, VinCacheEntry.vin, VinCacheEntry.year_hint).in_(keys),
+                    VinCacheEntry.decoded_at > func.now() - self._ttl,
+                )
+            )
+            found = {(vin, year): payload for vin, year, payload in rows}
+        return [
+            DecodedVehicle.model_validate(found[(vin, year)]) if (vin, year) in found else None
+            for _, vin, year in keys
+        ]
+
+    async def save(self, provider: str, decoded: Sequence[tuple[DecodeRequest, DecodedVehicle]]) -> None:
+        """Upsert decodes."""
+        if not decoded:
+            return
+        values = {
+            (provider, r.vin.value, r.year or 0): {
+                "provider": provider,
+                "vin": r.vin.value,
+                "year_hint": r.year or 0,
+                "payload": v.model_dump(mode="json"),
+                "data_version": v.source.data_version,
+            }
+            for r, v in decoded
+        }
+        stmt = insert(VinCacheEntry).values(list(values.values()))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[VinCacheEntry.provider, VinCacheEntry.vin, VinCacheEntry.year_hint],
+            set_={
+                "payload": stmt.excluded.payload,
+                "data_version": stmt.excluded.data_version,
+                "decoded_at": func.now(),
+            },
+        )
+        async with self._sessions() as session, session.begin():
+            await session.execute(stmt)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a user's decode history."""
+
+    vin: str
+    title: str
+    valid: bool
+    model_year: int | None
+    make: str | None
+    model: str | None
+    provider: str
+    decoded_at: datetime
+
+
+async def record_history(
+    session: AsyncSession, user_id: int, vehicles: Sequence[DecodedVehicle], *, channel: str
+) -> None:
+    """Append decodes to the user's history (in the caller's transaction)."""
+    if not vehicles:
+        return
+    await session.execute(
+        insert(UserVinHistory),
+        [
+            {
+                "user_id": user_id,
+                "vin": v.vin,
+                "valid": v.valid,
+                "model_year": v.model_year,
+                "make": (v.make or "")[:64] or None,
+                "model": (v.model or "")[:128] or None,
+                "title": v.title[:256],
+                "provider": v.source.provider,
+                "channel": channel[:16],
+            }
+            for v in vehicles
+        ],
+    )
+
+
+async def list_history(session: AsyncSession, user_id: int, *, limit: int = 20) -> list[HistoryEntry]:
+    """Return the user's most recent decodes, newest first."""
+    rows = await session.execute(
+        select(UserVinHistory)
+        .where(UserVinHistory.user_id == user_id)
+        .order_by(UserVinHistory.decoded_at.desc(), UserVinHistory.id.desc())
+        .limit(limit)
+    )
+    return [
+        HistoryEntry(h.vin, h.title, h.valid, h.model_year, h.make, h.model, h.provider, h.decoded_at)
+        for h in rows.scalars()
+    ]
+
+
+async def forget_history(session: AsyncSession, user_id: int) -> int:
+    """Delete the user's decode history; return how many entries went."""
+    result = await session.execute(delete(UserVinHistory).where(UserVinHistory.user_id == user_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
