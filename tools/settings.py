@@ -74,6 +74,25 @@ class CacheSettings(BaseModel):
     durable_ttl_days: int = Field(180, ge=1)
 
 
+class AgentSettings(BaseModel):
+    """The conversation: step budget, memory budget and the planner-first switch."""
+
+    recursion_limit: int = Field(12, ge=4, le=50, description="Graph steps per turn before a polite stop.")
+    history_token_budget: int = Field(3000, ge=200, description="Tokens of earlier turns sent to the model.")
+    history_messages: int = Field(60, ge=2, description="Most recent messages loaded from the database.")
+    max_question_chars: int = Field(8000, ge=100)
+    planner_first: bool = Field(
+        True,
+        description="Let the offline planner answer turns it recognises with certainty, skipping the LLM.",
+    )
+    llm_tool_mode: Literal["native", "json"] = Field(
+        "native", description="native: OpenAI tool_calls; json: tool calls as JSON-schema text (llama.cpp)."
+    )
+    llm_timeout_s: float = Field(30.0, gt=0)
+    llm_max_tokens: int = Field(600, ge=16)
+    llm_temperature: float = Field(0.0, ge=0, le=2)
+
+
 class Settings(BaseSettings):
     """Every setting vinbot reads. See README.md for the table of defaults."""
 
@@ -96,14 +115,23 @@ class Settings(BaseSettings):
     upstash_redis_rest_token: SecretStr | None = Field(None, validation_alias="UPSTASH_REDIS_REST_TOKEN")
     sentry_dsn: SecretStr | None = Field(None, validation_alias="SENTRY_DSN")
     autodev_api_key: SecretStr | None = Field(None, validation_alias="AUTODEV_API_KEY")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    llm_model: str = "gpt-4o-mini"
 
     vin_provider: Literal["offline", "nhtsa", "autodev"] = "offline"
     nhtsa: NhtsaSettings = NhtsaSettings()
     autodev: AutodevSettings = AutodevSettings()
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
+    agent: AgentSettings = AgentSettings()
     cli_user: str = Field("local", description="The user the terminal commands act as.")
     cli_tier: Tier = Field("premium", description="The tier of the terminal user (the operator).")
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an OpenAI-compatible endpoint is configured (a key, or a local base URL)."""
+        return self.openai_api_key is not None or bool(self.openai_base_url)
 
     @property
     def pg_dir(self) -> Path:

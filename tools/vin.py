@@ -1,0 +1,194 @@
+"""The VIN capability: decode one or many VINs for a user, within their limits.
+
+Plain async Python with typed inputs and outputs; the agent, the API, the bot and
+the terminal all call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tools.domain.vehicle import DecodedVehicle
+from tools.domain.vin import Vin
+from tools.errors import AppError, InvalidInput, InvalidVin, NotAllowed
+from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter, VinDecoder
+from tools.settings import LimitSettings, Tier
+from tools.storage import vin_repo
+
+logger = logging.getLogger(__name__)
+
+MAX_VINS_PER_CALL = 1_000  # larger lists go through bulk jobs
+PREMIUM_PROVIDERS = frozenset({"autodev"})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: set by the transport from its own authentication, never by the model."""
+
+    user_id: int
+    tier: Tier = "free"
+    channel: str = "cli"
+
+
+@dataclass(frozen=True)
+class VinDeps:
+    """What the VIN capability needs, built once per process by `tools.bootstrap`."""
+
+    decoders: Mapping[str, VinDecoder]
+    default_provider: str = "offline"
+    limiter: RateLimiter | None = None
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    sessions: async_sessionmaker[AsyncSession] | None = None
+
+
+class VinResult(BaseModel):
+    """The outcome for one input line: a decode, or the reason it could not be decoded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    input: str
+    vehicle: DecodedVehicle | None = None
+    error: dict[str, object] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the VIN decoded to a valid vehicle."""
+        return self.vehicle is not None and self.vehicle.valid
+
+
+async def decode(
+    raw: str,
+    *,
+    deps: VinDeps,
+    caller: Caller | None = None,
+    year: int | None = None,
+    provider: str | None = None,
+) -> DecodedVehicle:
+    """Decode one VIN.
+
+    Raises:
+        InvalidVin: the text is not a VIN; the error carries suggestions.
+        InvalidInput: the year hint is out of range.
+        NotAllowed: the provider is not enabled or not in the caller's tier.
+        RateLimited: the caller's decode quota is spent.
+    """
+    vin = Vin.parse(raw)
+    vehicles = await _decode_valid(
+        [DecodeRequest(vin, _check_year(year))], deps=deps, caller=caller, provider=provider
+    )
+    return vehicles[0]
+
+
+async def decode_many(
+    raws: Sequence[str],
+    *,
+    deps: VinDeps,
+    caller: Caller | None = None,
+    year: int | None = None,
+    years: Sequence[int | None] | None = None,
+    provider: str | None = None,
+) -> list[VinResult]:
+    """Decode several VINs; every input gets a result, in input order.
+
+    Invalid VINs (and inputs with an impossible year hint) get their error, with
+    suggestions, and cost no quota; the rest are decoded in one batch. `year`
+    applies to all; `years` gives one hint per input.
+
+    Raises:
+        InvalidInput: too many VINs for one call, or `year` out of range.
+        NotAllowed: the provider is not enabled or not in the caller's tier.
+        RateLimited: the caller's decode quota is spent.
+    """
+    if len(raws) > MAX_VINS_PER_CALL:
+        raise InvalidInput(f"At most {MAX_VINS_PER_CALL} VINs per request; use a bulk job for more.")
+    if years is not None and len(years) != len(raws):
+        raise InvalidInput("Give one year hint per VIN, or none.")
+    shared_year = _check_year(year)
+    results: list[VinResult | None] = []
+    requests: list[DecodeRequest] = []
+    positions: list[int] = []
+    for index, raw in enumerate(raws):
+        try:
+            vin = Vin.parse(raw)
+            hint = _check_year(years[index]) if years is not None else shared_year
+        except (InvalidVin, InvalidInput) as e:
+            results.append(VinResult(line=index + 1, input=_clip(raw), error=e.to_dict()))
+            continue
+        results.append(None)
+        requests.append(DecodeRequest(vin, hint))
+        positions.append(index)
+    if requests:
+        vehicles = await _decode_valid(requests, deps=deps, caller=caller, provider=provider)
+        for index, vehicle in zip(positions, vehicles, strict=True):
+            results[index] = VinResult(line=index + 1, input=_clip(raws[index]), vehicle=vehicle)
+    return [r for r in results if r is not None]
+
+
+async def _decode_valid(
+    requests: Sequence[DecodeRequest], *, deps: VinDeps, caller: Caller | None, provider: str | None
+) -> list[DecodedVehicle]:
+    decoder = _choose_decoder(deps, caller, provider)
+    if caller is not None and deps.limiter is not None:
+        await _spend_quota(deps.limiter, deps.limits, caller, len(requests))
+    vehicles = await decoder.decode_many(requests)
+    vehicles = [_with_local_suggestions(r.vin, v) for r, v in zip(requests, vehicles, strict=True)]
+    if caller is not None and deps.sessions is not None:
+        async with deps.sessions() as session, session.begin():
+            await vin_repo.record_history(session, caller.user_id, vehicles, channel=caller.channel)
+    return vehicles
+
+
+def _choose_decoder(deps: VinDeps, caller: Caller | None, provider: str | None) -> VinDecoder:
+    name = provider or deps.default_provider
+    if name in PREMIUM_PROVIDERS and caller is not None and caller.tier != "premium":
+        raise NotAllowed(f"The {name} provider is part of the premium plan.")
+    decoder = deps.decoders.get(name)
+    if decoder is None:
+        enabled = ", ".join(sorted(deps.decoders))
+        raise NotAllowed(f"The {name} provider is not enabled here (available: {enabled}).")
+    return decoder
+
+
+async def _spend_quota(limiter: RateLimiter, limits: LimitSettings, caller: Caller, count: int) -> None:
+    per_minute = Limit(limits.decodes_per_minute, timedelta(minutes=1))
+    per_day = Limit(limits.decodes_per_day(caller.tier), timedelta(days=1))
+    if count > per_day.limit:
+        raise InvalidInput(f"Your plan allows {per_day.limit} decodes a day; use a bulk job for large lists.")
+    # Both limits are spent together or not at all, so a denied call costs nothing.
+    await limiter.acquire_all(
+        [
+            LimitCheck(f"user:{caller.user_id}:decodes:day", per_day, count),
+            LimitCheck(f"user:{caller.user_id}:decodes:minute", per_minute, min(count, per_minute.limit)),
+        ]
+    )
+
+
+def _with_local_suggestions(vin: Vin, vehicle: DecodedVehicle) -> DecodedVehicle:
+    """Add our own look-alike suggestions when the check digit fails and the provider had none."""
+    if vehicle.suggestions or vin.check_digit_valid:
+        return vehicle
+    local = vin.suggestions()
+    return vehicle.model_copy(update={"suggestions": local}) if local else vehicle
+
+
+def _check_year(year: int | None) -> int | None:
+    if year is None:
+        return None
+    latest = datetime.now(UTC).year + 2
+    if not 1980 <= year <= latest:
+        raise InvalidInput(f"The model year must be between 1980 and {latest}.")
+    return year
+
+
+def _clip(raw: str, limit: int = 64) -> str:
+    return raw if len(raw) <= limit else raw[:limit] + "…"
+
+
+__all__ = ["AppError", "Caller", "VinDeps", "VinResult", "decode", "decode_many"]

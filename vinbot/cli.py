@@ -1,0 +1,86 @@
+"""`vinbot`: the one console command. It parses arguments and calls each room's entry function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.settings import Settings, get_settings
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vinbot", description="A conversational vehicle assistant.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    decode = commands.add_parser(
+        "decode",
+        help="decode VINs",
+        description="Decode VINs. With no VIN and no --file: an interactive prompt on a terminal, "
+        "or one VIN per line from standard input. Exit status: 0 when every VIN decoded, "
+        "1 when any was invalid (all are still reported), 2 on usage errors.",
+    )
+    decode.add_argument("vins", nargs="*", metavar="VIN", help="VINs to decode")
+    decode.add_argument("--file", type=Path, help="a file with one VIN per line (optionally VIN,YEAR)")
+    decode.add_argument("--year", type=int, help="model-year hint for every VIN")
+    decode.add_argument("--provider", choices=["offline", "nhtsa", "autodev"], help="decoder to use")
+    decode.add_argument("--json", action="store_true", help="print a JSON array, one object per input")
+    decode.add_argument("--interactive", action="store_true", help="prompt for VINs until 'quit'")
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `vinbot` command and return its exit status."""
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    _configure_process(settings, args.verbose)
+    if args.command == "decode":
+        from vinbot.decode_cmd import DecodeOptions, run_decode
+
+        options = DecodeOptions(
+            vins=args.vins,
+            file=args.file,
+            year=args.year,
+            provider=args.provider,
+            as_json=args.json,
+            interactive=args.interactive,
+        )
+        return asyncio.run(run_decode(settings, options))
+    if args.command == "migrate":
+        return _migrate(settings, args.revision)
+    return EXIT_USAGE
+
+
+def _configure_process(settings: Settings, verbose: int) -> None:
+    from tools.observability import configure_logging, init_sentry
+
+    level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG") if settings.env != "prod" else settings.log_level
+    configure_logging(level=level, fmt=settings.log_format, env=settings.env)
+    init_sentry(settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None, env=settings.env)
+
+
+def _migrate(settings: Settings, revision: str) -> int:
+    from tools.embedded import EmbeddedPostgres
+    from tools.storage import migrate
+
+    if settings.database_url:
+        migrate.upgrade(settings.database_url, revision)
+        return EXIT_OK
+    server = EmbeddedPostgres(settings.pg_dir)
+    try:
+        migrate.upgrade(server.start(), revision)
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
