@@ -22,6 +22,7 @@ for the model). Never match on exception strings: match on the class or `code`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -125,7 +126,9 @@ class RateLimited(ProviderError):
     code = "rate_limited"
 
     def __init__(self, bucket: str, retry_after: float, public_message: str | None = None) -> None:
-        seconds = max(1, round(retry_after + 0.499))
+        if not math.isfinite(retry_after):
+            raise ValueError("retry_after must be a finite number of seconds")
+        seconds = max(1, math.ceil(retry_after))
         super().__init__(
             bucket, public_message or f"Too many requests. Please try again in {seconds} seconds."
         )

@@ -8,11 +8,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tools.domain.vehicle import DecodedVehicle
+from tools.errors import ProviderUnavailable
 from tools.providers.base import DecodeRequest
 from tools.storage.models import UserVinHistory, VinCacheEntry
+
+# A database that is down or unreachable; the durable cache then degrades to a miss.
+DB_FAILURES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, SQLTimeoutError, OSError)
 
 
 class PgVinStore:
@@ -31,14 +37,17 @@ class PgVinStore:
         if not requests:
             return []
         keys = [(provider, r.vin.value, r.year or 0) for r in requests]
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(VinCacheEntry.vin, VinCacheEntry.year_hint, VinCacheEntry.payload).where(
-                    tuple_(VinCacheEntry.provider, VinCacheEntry.vin, VinCacheEntry.year_hint).in_(keys),
-                    VinCacheEntry.decoded_at > func.now() - self._ttl,
+        try:
+            async with self._sessions() as session:
+                rows = await session.execute(
+                    select(VinCacheEntry.vin, VinCacheEntry.year_hint, VinCacheEntry.payload).where(
+                        tuple_(VinCacheEntry.provider, VinCacheEntry.vin, VinCacheEntry.year_hint).in_(keys),
+                        VinCacheEntry.decoded_at > func.now() - self._ttl,
+                    )
                 )
-            )
-            found = {(vin, year): payload for vin, year, payload in rows}
+                found = {(vin, year): payload for vin, year, payload in rows}
+        except DB_FAILURES as e:
+            raise ProviderUnavailable("vin-cache") from e
         return [
             DecodedVehicle.model_validate(found[(vin, year)]) if (vin, year) in found else None
             for _, vin, year in keys
@@ -67,8 +76,11 @@ class PgVinStore:
                 "decoded_at": func.now(),
             },
         )
-        async with self._sessions() as session, session.begin():
-            await session.execute(stmt)
+        try:
+            async with self._sessions() as session, session.begin():
+                await session.execute(stmt)
+        except DB_FAILURES as e:
+            raise ProviderUnavailable("vin-cache") from e
 
 
 @dataclass(frozen=True, slots=True)
