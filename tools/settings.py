@@ -53,6 +53,10 @@ class AutodevSettings(ProviderSettings):
 class LimitSettings(BaseModel):
     """Per-subject quotas. `decodes_per_day` is keyed by tier."""
 
+    messages_per_minute: int = Field(30, ge=1, description="Questions to the assistant per user.")
+    anonymous_requests_per_minute: int = Field(
+        30, ge=1, description="HTTP requests per IP without an API key."
+    )
     decodes_per_minute: int = Field(60, ge=1)
     decodes_per_day_free: int = Field(500, ge=1)
     decodes_per_day_pro: int = Field(10_000, ge=1)

@@ -32,13 +32,44 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--json", action="store_true", help="print a JSON array, one object per input")
     decode.add_argument("--interactive", action="store_true", help="prompt for VINs until 'quit'")
 
+    ask = commands.add_parser(
+        "ask",
+        help="ask the assistant a question",
+        description="Print the answer to QUESTION. With no QUESTION: one question per line from standard "
+        "input, one JSON answer per line, in order (each its own conversation unless --conversation).",
+    )
+    ask.add_argument("question", nargs="?", help="the question (quote it)")
+    ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    ask.add_argument("--conversation", help="continue this conversation id (cli:...)")
+    ask.add_argument("--language", choices=["en", "es", "fr", "de"], help="answer language")
+
+    chat = commands.add_parser("chat", help="talk with the assistant in the terminal")
+    chat.add_argument("--language", choices=["en", "es", "fr", "de"], help="answer language")
+
+    api = commands.add_parser("api", help="serve the HTTP API and the web chat page")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+
+    evaluate = commands.add_parser("eval", help="run an evaluation (agent by default, or vin-accuracy)")
+    evaluate.add_argument("suite", nargs="?", default="agent", choices=EVAL_SUITES)
+    evaluate.add_argument("options", nargs=argparse.REMAINDER, help="options passed to the suite")
+
     migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade)")
     migrate.add_argument("revision", nargs="?", default="head")
     return parser
 
 
+EVAL_SUITES = ("agent", "vin-accuracy")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `vinbot` command and return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"] and argv[1:2] not in (["-h"], ["--help"]):
+        # The suites parse their own options; argparse would reject them here.
+        suite = argv[1] if argv[1:2] and argv[1] in EVAL_SUITES else "agent"
+        rest = argv[2:] if argv[1:2] == [suite] else argv[1:]
+        argv = ["eval", suite, "--", *rest]
     args = _parser().parse_args(argv)
     settings = get_settings()
     _configure_process(settings, args.verbose)
@@ -54,6 +85,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             interactive=args.interactive,
         )
         return asyncio.run(run_decode(settings, options))
+    if args.command == "ask":
+        from vinbot.ask_cmd import AskOptions, run_ask
+
+        options_ask = AskOptions(
+            question=args.question, as_json=args.json, conversation=args.conversation, language=args.language
+        )
+        return asyncio.run(run_ask(settings, options_ask))
+    if args.command == "chat":
+        from vinbot.ask_cmd import run_chat
+
+        return asyncio.run(run_chat(settings, language=args.language))
+    if args.command == "api":
+        from api.app import serve
+
+        serve(settings, host=args.host, port=args.port)
+        return EXIT_OK
+    if args.command == "eval":
+        suite_args = [o for o in args.options if o != "--"]
+        if args.suite == "vin-accuracy":
+            from evals import vin_accuracy
+
+            return vin_accuracy.main(suite_args)
+        from evals import run as agent_evals
+
+        return agent_evals.main(suite_args, settings=settings)
     if args.command == "migrate":
         return _migrate(settings, args.revision)
     return EXIT_USAGE

@@ -1,0 +1,57 @@
+"""Build the `Assistant` from settings and the tools' dependencies (composition roots only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.messages import AnyMessage
+
+from agent.assistant import AssistantConfig, GraphAssistant
+from agent.graph import OFFLINE, build_graph
+from agent.llm import build_chat_model
+from agent.planner_offline import OfflinePlanner, route
+from agent.prompts import SYSTEM_V1
+from agent.tokens import ensure_tiktoken_offline
+from agent.toolkit import make_toolkit
+from tools.bootstrap import ToolDeps
+from tools.settings import Settings
+
+
+def confidently_routed(messages: Sequence[AnyMessage]) -> bool:
+    """Tell whether the offline planner recognises this turn with certainty."""
+    decision = route(messages)
+    return decision is not None and decision.confident
+
+
+def build_assistant(settings: Settings, deps: ToolDeps) -> GraphAssistant:
+    """Return the assistant: the LLM when one is configured, else the offline planner."""
+    ensure_tiktoken_offline(settings.data_dir / "tiktoken")
+    tools = make_toolkit(deps)
+    offline = OfflinePlanner()
+    offline_graph = build_graph(offline, tools, system_prompt=SYSTEM_V1, planner_name=OFFLINE)
+    if settings.llm_configured:
+        planner_name = f"llm:{settings.llm_model}"
+        planner_first = settings.agent.planner_first
+        graph = build_graph(
+            build_chat_model(settings),
+            tools,
+            system_prompt=SYSTEM_V1,
+            planner_name=planner_name,
+            offline=offline if planner_first else None,
+            route=confidently_routed if planner_first else None,
+        )
+        fallback = offline_graph
+    else:
+        planner_name, graph, fallback = OFFLINE, offline_graph, None
+    config = AssistantConfig(
+        planner_name=planner_name,
+        model_name=settings.llm_model,
+        recursion_limit=settings.agent.recursion_limit,
+        history_token_budget=settings.agent.history_token_budget,
+        history_messages=settings.agent.history_messages,
+        max_question_chars=settings.agent.max_question_chars,
+        messages_per_minute=settings.limits.messages_per_minute,
+    )
+    return GraphAssistant(
+        graph, sessions=deps.sessions, config=config, limiter=deps.limiter, fallback_graph=fallback
+    )

@@ -1,0 +1,1680 @@
+"""The offline planner: a deterministic, rule-based stand-in for the LLM.
+
+Used when no LLM key is configured, and in front of a real LLM for the turns it
+recognises with certainty (see `route`). It plugs into the same LangGraph tool
+loop as a chat model: given the conversation it returns an `AIMessage` that
+either carries `tool_calls` or the final answer.
+
+A turn has two steps:
+
+1. The last message is the user's: **plan**. The first intent rule that matches
+   decides: a tool call (`decode_vin`, `decode_vins`, `get_vin_history`) or a
+   direct reply (help, thanks, follow-up facts from the last decode, an honest
+   "I can't do that yet").
+2. The conversation ends with the tool results of this turn: **answer** from them,
+   in the turn's language. The planner never plans again in a turn that already
+   has tool results, so the loop always ends.
+
+Intents are a small ordered registry (`INTENT_RULES`) of pure functions, and
+answers are composed per tool (`ANSWER_COMPOSERS`): a new capability (specs,
+comparisons, recalls, bulk jobs, job status) adds a rule and a composer. Every
+user-facing string comes from `agent.i18n`.
+
+Everything here is linear in the message length (no regex with nested
+quantifiers): an ordinary message plans in about 0.1 ms, a 5 kB one in a few ms.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+)
+from langchain_core.messages.tool import tool_call, tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+
+from agent.answer import LANGUAGES, Language
+from agent.i18n import join_list, t, t_count
+from tools.domain.vin import find_vins, normalise
+
+PLANNER_NAME: Final = "offline"
+# The same cap as decode_vins' argument schema (agent/toolkit.py); larger lists go to bulk jobs.
+MAX_VINS_PER_TOOL_CALL: Final = 20
+EXAMPLE_VIN: Final = "1HGCM82633A004352"
+DEFAULT_HISTORY_LIMIT: Final = 10
+
+DECODE_VIN: Final = "decode_vin"
+DECODE_VINS: Final = "decode_vins"
+GET_VIN_HISTORY: Final = "get_vin_history"
+
+
+# ---------------------------------------------------------------- public results
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerDecision:
+    """What the planner decided for the current turn.
+
+    Attributes:
+        intent: A stable name such as `decode_vin`, `history`, `help` or `unsupported`.
+        language: The language the answer is written in.
+        confident: True when the rule is certain (a VIN, a history request, a greeting):
+            an LLM graph may let the offline planner handle such a turn on its own.
+        tool_calls: The calls to make (ids `call_<n>`); empty when `reply` is the answer.
+        reply: The final answer when no tool is needed.
+        focus: What the user asked about (`year`, `engine`, ...), in order; empty for "everything".
+    """
+
+    intent: str
+    language: Language
+    confident: bool
+    tool_calls: tuple[ToolCall, ...] = ()
+    reply: str | None = None
+    focus: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- text analysis
+
+_WORD = re.compile(r"\w+(?:['’\-]\w+)*")
+_SEPARATOR = re.compile(r"['’\-]")
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+
+
+def _fold(text: str) -> str:
+    """Lower-case `text` and strip accents (`Türen` → `turen`, `ß` → `ss`)."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    decomposed = unicodedata.normalize("NFKD", lowered.replace("ß", "ss"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageText:
+    """One user message, tokenised once for every rule.
+
+    Attributes:
+        raw: The message as written.
+        flat: Lower case, single spaces, straight apostrophes (for regular expressions).
+        words: Folded words (lower case, no accents); compounds are split into parts.
+        bag: `words` plus each compound whole and joined (`cr-v`, `crv`, `whats`).
+        phrase_text: `words` joined as " w1 w2 ... " for phrase look-ups.
+    """
+
+    raw: str
+    flat: str
+    words: tuple[str, ...]
+    bag: frozenset[str]
+    phrase_text: str
+
+    @classmethod
+    def of(cls, raw: str) -> MessageText:
+        """Tokenise `raw` (linear in its length)."""
+        words: list[str] = []
+        bag: set[str] = set()
+        for match in _WORD.finditer(_fold(raw)):
+            token = match.group()
+            parts = [p for p in _SEPARATOR.split(token) if p]
+            words.extend(parts)
+            bag.update(parts)
+            if len(parts) > 1:
+                bag.add(token.replace("’", "'"))
+                bag.add("".join(parts))
+        flat = " ".join(raw.lower().replace("’", "'").split())
+        return cls(raw, flat, tuple(words), frozenset(bag), " " + " ".join(words) + " ")
+
+    def has_any(self, words: frozenset[str]) -> bool:
+        """Tell whether any of the folded `words` occurs."""
+        return not self.bag.isdisjoint(words)
+
+    def has_phrase(self, phrases: Sequence[str]) -> bool:
+        """Tell whether any phrase (in `phrase_text` form, see `_phrases`) occurs."""
+        return any(p in self.phrase_text for p in phrases)
+
+
+def _words(spec: str) -> frozenset[str]:
+    """Fold a space-separated word list the way messages are folded."""
+    return frozenset(_fold(w) for w in spec.split())
+
+
+def _phrases(*specs: str) -> tuple[str, ...]:
+    """Fold phrases into the `MessageText.phrase_text` form (" w1 w2 ")."""
+    result = []
+    for spec in specs:
+        parts = [p for token in _WORD.findall(_fold(spec)) for p in _SEPARATOR.split(token) if p]
+        result.append(" " + " ".join(parts) + " ")
+    return tuple(result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cue:
+    """Words or phrases that signal something."""
+
+    words: frozenset[str]
+    phrases: tuple[str, ...] = ()
+
+    def found_in(self, text: MessageText) -> bool:
+        return text.has_any(self.words) or text.has_phrase(self.phrases)
+
+
+def _cue(words: str, phrases: str = "") -> _Cue:
+    """Build a cue from space-separated words and `|`-separated phrases."""
+    return _Cue(_words(words), _phrases(*(p for p in phrases.split("|") if p)))
+
+
+# ---------------------------------------------------------------- language detection
+
+# Words typical of one language (a word listed for two languages counts for neither).
+# Strong markers (greetings, thanks) weigh more.
+_LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
+    "en": (
+        "the what whats which is are of and my car vehicle year where built made engine how many much doors "
+        "horsepower history searches search searched look looked lookup lookups did i you your can do who "
+        "this that it its tell about show help for with up model when transmission power fuel mileage there "
+        "have has does get got check checked u please to be decode decoded find out know would like could "
+        "should any these those they them from were been than more better or",
+        "hello hi hey thanks thank bye goodbye",
+    ),
+    "es": (
+        "el los las del una y qué coche carro vehículo año años mi mis su este esta ese esa eso cuál cuáles "
+        "dónde cuántas cuántos cuánto cómo quién fue fabricado fabricada construido construida hecho tiene "
+        "puertas caballos potencia consumo gasolina búsquedas busqué buscado consulté historial puedes hacer "
+        "ayuda eres por favor para con sobre también muchas decodifica decodificar dime muestra muéstrame "
+        "lo al muy es cual donde cuantas cuantos cuanto como quien hay tal está estas sabes vale "
+        "perfecto entendido",
+        "hola gracias adiós buenos buenas",
+    ),
+    "fr": (
+        "le les une et est ce cette cet mon ma mes ton ta tes quel quelle quels quelles où voiture "
+        "véhicule année moteur combien portes puissance chevaux historique recherches cherché recherché "
+        "consulté peux pouvez faire vous êtes aide revoir bonsoir elle il été construite construit fabriquée "
+        "fabriqué je ai avec pour sur quoi consommation essence décoder décodez dis montre montrez suis "
+        "plaît sont au aux qu ça voici qui rappel rappels parfait compris d'accord c'est s'il j'ai qu'est",
+        "bonjour merci salut",
+    ),
+    "de": (
+        "der die das den dem ein eine einen einem mein meine meinen ist sind welches welcher welche wie viel "
+        "viele wo wurde gebaut hergestellt jahr baujahr türen leistung ps verlauf suchen suche gesucht "
+        "nachgeschlagen kannst können sie wer bist hilfe und mit für auf nicht ich habe hat zeig zeige mir "
+        "mich dir dekodiere dekodieren entschlüssele entschlüsseln fahrzeug wagen getriebe antrieb allrad "
+        "verbrauch reichweite gibt alt kostet er kommt woher alles klar verstanden prima",
+        "hallo danke tschüss bitte servus guten",
+    ),
+}
+_STRONG_WEIGHT: Final = 3.0
+# "es" is Spanish but also German ("ist es"): weigh it lightly.
+_LIGHT_WORDS: Final = {"es": 0.5}
+_LANGUAGE_CHARS: Final[Mapping[Language, str]] = {"es": "ñ¿¡áíóú", "fr": "àâçèêëîïôùûœ", "de": "äöüß"}
+_MAX_CHAR_BONUS: Final = 3.0
+
+
+def _build_language_index() -> dict[str, tuple[Language, float]]:
+    seen: dict[str, set[Language]] = {}
+    weights: dict[tuple[str, Language], float] = {}
+    for lang, (normal, strong) in _LANGUAGE_WORDS.items():
+        for spec, weight in ((normal, 1.0), (strong, _STRONG_WEIGHT)):
+            for raw in spec.split():
+                word = _fold(raw)
+                seen.setdefault(word, set()).add(lang)
+                weights[(word, lang)] = max(weights.get((word, lang), 0.0), weight)
+    index: dict[str, tuple[Language, float]] = {}
+    for word, langs in seen.items():
+        if len(langs) == 1:
+            (lang,) = langs
+            index[word] = (lang, _LIGHT_WORDS.get(word, weights[(word, lang)]))
+    return index
+
+
+_LANGUAGE_INDEX: Final = _build_language_index()
+
+
+def detect_language(text: str) -> Language | None:
+    """Guess the language of `text` from its typical words and accents.
+
+    Returns:
+        "en", "es", "fr" or "de"; None when there is no clear signal (a bare VIN,
+        "ok", a tie).
+    """
+    return _detect(MessageText.of(text))
+
+
+def _detect(text: MessageText) -> Language | None:
+    scores: dict[Language, float] = dict.fromkeys(LANGUAGES, 0.0)
+    compounds = [w for w in text.bag if "'" in w]  # "d'accord", "c'est": telling as a whole
+    for word in (*text.words, *compounds):
+        hit = _LANGUAGE_INDEX.get(word)
+        if hit is not None:
+            scores[hit[0]] += hit[1]
+    lowered = text.raw.lower()
+    for lang, chars in _LANGUAGE_CHARS.items():
+        bonus = sum(lowered.count(ch) for ch in chars)
+        scores[lang] += min(float(bonus), _MAX_CHAR_BONUS)
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+    (best, top), (_, second) = ranked[0], ranked[1]
+    if top <= 0 or top == second:
+        return None
+    return best
+
+
+# ---------------------------------------------------------------- the decoded vehicle
+
+
+def _text_value(data: Mapping[str, object], key: str) -> str | None:
+    value = data.get(key)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _number(data: Mapping[str, object], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _integer(data: Mapping[str, object], key: str) -> int | None:
+    value = _number(data, key)
+    return None if value is None else round(value)
+
+
+def _mapping(data: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(data: Mapping[str, object], key: str) -> tuple[str, ...]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+def _parse_object(content: str) -> Mapping[str, object] | None:
+    try:
+        data: object = json.loads(content)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleFacts:
+    """The typed view of a `decode_vin` result (the toolkit's `vehicle_summary`)."""
+
+    vin: str
+    valid: bool
+    title: str | None = None
+    make: str | None = None
+    model: str | None = None
+    model_year: int | None = None
+    trim: str | None = None
+    body_class: str | None = None
+    doors: int | None = None
+    drive_type: str | None = None
+    cylinders: int | None = None
+    displacement_l: float | None = None
+    configuration: str | None = None
+    hp: float | None = None
+    hp_to: float | None = None
+    fuel_primary: str | None = None
+    fuel_secondary: str | None = None
+    turbo: bool = False
+    electrification: str | None = None
+    transmission_style: str | None = None
+    transmission_speeds: int | None = None
+    plant_city: str | None = None
+    plant_state: str | None = None
+    plant_country: str | None = None
+    gvwr: str | None = None
+    check_digit_valid: bool = True
+    warnings: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
+    provider: str | None = None
+    fallback: bool = False
+
+    @classmethod
+    def from_summary(cls, data: Mapping[str, object]) -> VehicleFacts:
+        """Read a `vehicle_summary` dict; unknown or mistyped keys are ignored."""
+        engine = _mapping(data, "engine")
+        transmission = _mapping(data, "transmission")
+        plant = _mapping(data, "plant")
+        source = _mapping(data, "source")
+        return cls(
+            vin=_text_value(data, "vin") or "?",
+            valid=data.get("valid") is True,
+            title=_text_value(data, "title"),
+            make=_text_value(data, "make"),
+            model=_text_value(data, "model"),
+            model_year=_integer(data, "model_year"),
+            trim=_text_value(data, "trim"),
+            body_class=_text_value(data, "body_class"),
+            doors=_integer(data, "doors"),
+            drive_type=_text_value(data, "drive_type"),
+            cylinders=_integer(engine, "cylinders"),
+            displacement_l=_number(engine, "displacement_l"),
+            configuration=_text_value(engine, "configuration"),
+            hp=_number(engine, "hp"),
+            hp_to=_number(engine, "hp_to"),
+            fuel_primary=_text_value(engine, "fuel_type_primary"),
+            fuel_secondary=_text_value(engine, "fuel_type_secondary"),
+            turbo=engine.get("turbo") is True,
+            electrification=_text_value(engine, "electrification"),
+            transmission_style=_text_value(transmission, "style"),
+            transmission_speeds=_integer(transmission, "speeds"),
+            plant_city=_text_value(plant, "city"),
+            plant_state=_text_value(plant, "state"),
+            plant_country=_text_value(plant, "country"),
+            gvwr=_text_value(data, "gvwr"),
+            check_digit_valid=data.get("check_digit_valid") is not False,
+            warnings=_strings(data, "warnings"),
+            suggestions=_strings(data, "suggestions"),
+            provider=_text_value(source, "provider"),
+            fallback=source.get("fallback") is True,
+        )
+
+
+# ---------------------------------------------------------------- the turn
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """One tool result of the current turn, with the arguments it was called with."""
+
+    name: str
+    args: Mapping[str, object]
+    content: str
+    data: Mapping[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What the intent rules and composers know about the current turn.
+
+    Attributes:
+        text: The user's message.
+        language: The language to answer in.
+        vehicle: The most recent successful `decode_vin` in the conversation, if any.
+        next_call: The number for the next tool call id (`call_<n>`), unique in the conversation.
+        results: This turn's tool results (empty while planning).
+        answered: The turn already made tool calls: answer from the results, never plan again.
+    """
+
+    text: MessageText
+    language: Language
+    vehicle: VehicleFacts | None
+    next_call: int
+    results: tuple[ToolResult, ...]
+    answered: bool
+
+
+def _message_text(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and isinstance(block.get("text"), str):
+            parts.append(str(block["text"]))
+    return " ".join(parts)
+
+
+def _system_language(messages: Sequence[BaseMessage]) -> Language | None:
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            language = message.additional_kwargs.get("language")
+            for known in LANGUAGES:
+                if language == known:
+                    return known
+    return None
+
+
+def _read_turn(messages: Sequence[BaseMessage]) -> Turn | None:
+    last_human = next(
+        (i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), None
+    )
+    if last_human is None:
+        return None
+    text = MessageText.of(_message_text(messages[last_human]))
+    language = _detect(text) or _system_language(messages)
+    if language is None:
+        for message in reversed(messages[:last_human]):
+            if isinstance(message, HumanMessage) and (earlier := detect_language(_message_text(message))):
+                language = earlier
+                break
+    calls: dict[str, ToolCall] = {}
+    call_count = 0
+    for message in messages:
+        if isinstance(message, AIMessage):
+            call_count += len(message.tool_calls)
+            calls.update({call["id"]: call for call in message.tool_calls if call["id"]})
+    answered = any(isinstance(m, AIMessage) and m.tool_calls for m in messages[last_human + 1 :])
+    results = tuple(_tool_result(m, calls) for m in messages[last_human + 1 :] if isinstance(m, ToolMessage))
+    return Turn(
+        text=text,
+        language=language or "en",
+        vehicle=_last_vehicle(messages, calls),
+        next_call=call_count + 1,
+        results=results,
+        answered=answered or bool(results),
+    )
+
+
+def _tool_result(message: ToolMessage, calls: Mapping[str, ToolCall]) -> ToolResult:
+    call = calls.get(message.tool_call_id)
+    name = message.name or (call["name"] if call else "")
+    content = _message_text(message)
+    return ToolResult(name, dict(call["args"]) if call else {}, content, _parse_object(content))
+
+
+def _last_vehicle(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]) -> VehicleFacts | None:
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            continue
+        result = _tool_result(message, calls)
+        if result.name != DECODE_VIN or result.data is None or "error" in result.data:
+            continue
+        facts = VehicleFacts.from_summary(result.data)
+        if facts.valid:
+            return facts
+    return None
+
+
+# ---------------------------------------------------------------- VINs in a message
+
+_NEAR_VIN_LENGTHS = range(16, 19)
+_DIGIT = re.compile(r"\d")
+
+
+def _vin_candidates(raw: str) -> list[str]:
+    """Return every VIN and near-VIN in `raw`, in the order written.
+
+    Near-VINs (16-18 letters and digits, or 17 with I, O or Q) go to decode_vin as
+    well: the tool explains what is wrong and suggests the VIN that was meant.
+    """
+    if _DIGIT.search(raw) is None:
+        return []  # every VIN and near-VIN has digits; skip the scan for chit-chat
+    found = find_vins(raw)
+    upper = unicodedata.normalize("NFKC", raw).upper()
+    positioned: list[tuple[int, str]] = []
+    for vin in found:
+        at = upper.find(vin)
+        positioned.append((at if at >= 0 else len(upper), vin))
+    known = set(found)
+    for match in _ALNUM_RUN.finditer(raw):
+        token = match.group()
+        if len(token) not in _NEAR_VIN_LENGTHS or token.upper() in known:
+            continue
+        digits = sum(ch.isdigit() for ch in token)
+        if digits >= 3 and digits < len(token):
+            known.add(token.upper())
+            positioned.append((match.start(), token))
+    positioned.sort(key=lambda item: item[0])
+    return [vin for _, vin in positioned]
+
+
+_YEAR = r"(19[89]\d|20[0-4]\d)"
+# Only explicit statements count ("it's a 2019", "model year 2019", "my 2019 Civic"):
+# the tool trusts the hint over the VIN, so a guessed year would be worse than none.
+_YEAR_PATTERNS: Final = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rf"\b(?:it's|its|it is|this is|that's|that is)(?: an?)? {_YEAR}\b",
+        rf"\b(?:model year|year|modelo|año|ano|année|annee|millésime|baujahr|modelljahr|jahrgang)(?: ?[:=])? "
+        rf"?{_YEAR}\b",
+        rf"\bmy ?{_YEAR}\b",
+        rf"\b{_YEAR} (?:model|modelo|modèle|modele|modell)\b",
+        rf"\b(?:es|era) (?:un|una|del) {_YEAR}\b",
+        rf"\bc'est (?:un|une) {_YEAR}\b",
+        rf"\b(?:ist|war) (?:ein|eine|einen) {_YEAR}(?:er)?\b",
+        rf"\b(?:my|a|an|the|mi|un|una|mon|ma|une|mein|meine|ein|eine) {_YEAR} [^\W\d_]",
+    )
+)
+
+
+def _stated_year(text: MessageText) -> int | None:
+    for pattern in _YEAR_PATTERNS:
+        match = pattern.search(text.flat)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+_HISTORY_LIMIT = re.compile(
+    r"\b(?:last|latest|recent|past|últimas|últimos|ultimas|ultimos|dernières|derniers|dernieres|letzten) "
+    r"(\d{1,2})\b"
+)
+
+
+def _history_limit(text: MessageText) -> int:
+    match = _HISTORY_LIMIT.search(text.flat)
+    if match is None:
+        return DEFAULT_HISTORY_LIMIT
+    return min(max(int(match.group(1)), 1), 50)
+
+
+# ---------------------------------------------------------------- cues
+
+_HISTORY = _cue(
+    "history historial historique verlauf historie lookups búsquedas recherches",
+    "look ups|my searches|what did i|which cars did i|which vins did i|did i look|did i check|did i decode|"
+    "did i search|have i looked|have i checked|mis búsquedas|qué he buscado|qué busqué|qué consulté|"
+    "mes recherches|qu'ai-je|j'ai cherché|j'ai consulté|j'ai recherché|meine suchen|meine suche|"
+    "was habe ich|welche autos habe ich|welche vins habe ich",
+)
+_BULK = _cue(
+    "bulk batch job jobs fleet csv xlsx upload uploaded spreadsheet lote lotes masivo archivo fichier "
+    "flotte stapel datei auftrag"
+)
+_EXPLAIN_VIN = _cue(
+    "",
+    "what is a vin|what's a vin|whats a vin|what is vin|what does vin|vin stand for|vin mean|qué es un vin|"
+    "qué es el vin|qué significa vin|qu'est-ce qu'un vin|c'est quoi un vin|que veut dire vin|"
+    "was ist eine vin|was ist die vin|was ist eine fin|was bedeutet vin|where is the vin|where is my vin|"
+    "find the vin|find my vin|dónde está el vin|dónde encuentro el vin|où trouver le vin|où est le vin|"
+    "où se trouve le vin|wo finde ich die vin|wo ist die vin|wo steht die vin",
+)
+_DECODE_WORDS = _cue(
+    "vin vins decode decodifica decodificar decodifícame décode décoder décodez dekodiere dekodieren "
+    "entschlüssele entschlüsseln",
+    "look up this",
+)
+_HELP = _cue(
+    "help tools commands capabilities features ayuda ayúdame herramientas comandos funciones aide aider "
+    "outils commandes fonctions hilfe helfen werkzeuge befehle funktionen",
+    "what can you do|what do you do|who are you|what are you|what can i ask|how does this work|how do i use|"
+    "qué puedes hacer|qué sabes hacer|quién eres|qué eres|cómo funciona|qu'est-ce que tu peux faire|"
+    "que peux-tu faire|que pouvez-vous faire|qui es-tu|qui êtes-vous|comment ça marche|was kannst du|"
+    "wer bist du|was bist du|wie funktioniert",
+)
+_GREETING_WORDS: Final = _words(
+    "hi hello hey yo hiya howdy hola buenas buenos días tardes noches bonjour salut bonsoir coucou hallo "
+    "servus moin guten tag morgen abend good morning evening afternoon greetings"
+)
+_FILLER_WORDS: Final = _words(
+    "there bot vinbot again how are you u doing what s up whats qué tal cómo estás ça va wie geht gehts es "
+    "dir ihnen oh ok okay well all everyone folks amigo mon ami the le la"
+)
+_ACK_WORDS: Final = _words(
+    "ok okay okey cool great nice perfect awesome got it understood alright vale genial perfecto bien it "
+    "entendido génial parfait super compris gut prima toll verstanden alles klar"
+)
+_THANKS = _cue("thanks thank thx ty cheers appreciated gracias merci danke dankeschön", "vielen dank")
+_BYE = _cue(
+    "bye goodbye cya adiós adios chao chau ciao tschüss tschüs wiedersehen",
+    "that's all|hasta luego|au revoir|c'est tout|bis bald",
+)
+
+# Topics a VIN decode does not cover: answered honestly, never guessed.
+_TOPICS: Final[tuple[tuple[str, _Cue], ...]] = (
+    ("bulk", _BULK),
+    (
+        "mpg",
+        _cue(
+            "mpg mileage economy consumption efficient efficiency consumo rendimiento consommation "
+            "verbrauch spritverbrauch",
+            "gas mileage|l/100|miles per gallon|kilómetros por litro",
+        ),
+    ),
+    ("range", _cue("range autonomía autonomie reichweite", "how far")),
+    (
+        "price",
+        _cue(
+            "price prices cost costs worth value valued msrp precio cuesta valor prix coûte vaut valeur "
+            "preis kostet wert",
+            "how much is it",
+        ),
+    ),
+    (
+        "towing",
+        _cue("tow tows towing remolque remolcar arrastre remorquage remorquer tracter anhängelast zuglast"),
+    ),
+    (
+        "recalls",
+        _cue("recall recalls recalled rappel rappels rückruf rückrufe rückrufaktion", "llamado a revisión"),
+    ),
+    ("safety", _cue("safety crash ncap iihs seguridad sécurité sicherheit crashtest")),
+    (
+        "reliability",
+        _cue(
+            "reliable reliability problems problem issues fiable fiabilidad problemas fiabilité problèmes "
+            "zuverlässig zuverlässigkeit probleme",
+        ),
+    ),
+    (
+        "compare",
+        _cue(
+            "compare comparison versus vs difference differences better worse bigger smaller faster cheaper "
+            "than diferencia comparar compara mejor différence comparer meilleur vergleich vergleiche "
+            "vergleichen unterschied besser",
+            "stack up",
+        ),
+    ),
+)
+
+# Facts a decode does cover, for follow-ups and for "what year is <VIN>?".
+_FIELDS: Final[tuple[tuple[str, _Cue], ...]] = (
+    (
+        "year",
+        _cue(
+            "year years año años année millésime jahr baujahr modelljahr jahrgang",
+            "how old|wie alt|quel âge|qué edad",
+        ),
+    ),
+    (
+        "make",
+        _cue(
+            "make brand manufacturer maker marca fabricante marque constructeur fabricant hersteller marke",
+            "who made|who makes|who built|quién lo fabricó|qui l'a fabriqué|wer hat ihn gebaut|wer baut",
+        ),
+    ),
+    (
+        "plant",
+        _cue(
+            "built assembled manufactured plant factory assembly fabricado fabricada construido construida "
+            "ensamblado ensamblada planta fábrica usine construite construit fabriquée fabriqué assemblée "
+            "assemblé gebaut hergestellt montiert werk fabrik produziert woher",
+            "made in|where was it made|where is it made|where is it from|where's it from|de dónde es|"
+            "d'où vient|wo kommt",
+        ),
+    ),
+    ("doors", _cue("doors door puertas puerta portes porte türen tür")),
+    (
+        "hp",
+        _cue(
+            "horsepower hp bhp power powerful caballos potencia cv puissance chevaux ch ps leistung kw "
+            "pferdestärken pferdestärke stark"
+        ),
+    ),
+    (
+        "engine",
+        _cue(
+            "engine motor cylinders cylinder displacement liters litres cilindros cilindrada moteur "
+            "cylindres cylindrée zylinder hubraum v6 v8 v10 v12 turbo"
+        ),
+    ),
+    (
+        "transmission",
+        _cue(
+            "transmission gearbox gears gear automatic manual stick transmisión caja cambios marchas "
+            "automático automática boîte vitesses rapports automatique manuelle getriebe gänge gang "
+            "automatik schaltung schaltgetriebe"
+        ),
+    ),
+    (
+        "drive",
+        _cue(
+            "drive drivetrain awd 4wd fwd rwd 4x4 4x2 tracción traction propulsion intégrale antrieb allrad "
+            "allradantrieb frontantrieb heckantrieb",
+            "wheel drive|all wheel",
+        ),
+    ),
+    (
+        "body",
+        _cue(
+            "body bodystyle carrocería carrosserie karosserie bauform coupe sedan suv hatchback wagon "
+            "convertible pickup",
+            "body style|kind of car|type of car|kind of vehicle|type of vehicle",
+        ),
+    ),
+    (
+        "fuel",
+        _cue(
+            "fuel gas gasoline petrol diesel electric ev hybrid combustible gasolina eléctrico híbrido "
+            "carburant essence électrique hybride kraftstoff benzin elektrisch elektro sprit"
+        ),
+    ),
+    ("trim", _cue("trim edition acabado versión finition ausstattung variante")),
+    ("model", _cue("model modelo modèle modell")),
+    ("weight", _cue("weight gvwr heavy peso poids ptac gewicht schwer")),
+    (
+        "summary",
+        _cue(
+            "details summary detalles resumen détails résumé einzelheiten",
+            "tell me everything|what car|which car|what vehicle|what is it|what's it|tell me about it|"
+            "tell me more|more about it|qué coche|qué carro|qué vehículo|cuéntame más|quel véhicule|"
+            "quelle voiture|dites-m'en plus|welches auto|welches fahrzeug|was für ein|erzähl mir mehr",
+        ),
+    ),
+)
+_WHO: Final = _words("who quién quien qui wer")
+
+# Makes and well-known models: a question naming another vehicle is not a follow-up.
+_VEHICLE_NAMES: Final = _words(
+    "acura alfa audi bentley bmw buick cadillac chevrolet chevy chrysler citroën dacia dodge ferrari fiat "
+    "ford genesis gmc honda hyundai infiniti jaguar jeep kia lamborghini lexus lincoln mazda mercedes mini "
+    "mitsubishi nissan opel peugeot porsche ram renault rivian seat skoda subaru suzuki tesla toyota "
+    "volkswagen vw volvo "
+    "civic accord camry corolla prius rav4 crv cr-v f-150 f150 silverado sierra mustang bronco explorer "
+    "wrangler 4runner tacoma tundra malibu altima sentra telluride palisade forester outback cx-5 cx5 golf "
+    "jetta passat xc90 tahoe escape highlander pilot odyssey"
+)
+
+
+_ALIASES: Final[Mapping[str, frozenset[str]]] = {
+    "chevrolet": frozenset({"chevy"}),
+    "volkswagen": frozenset({"vw"}),
+    "mercedes-benz": frozenset({"mercedes"}),
+}
+
+
+def _own_names(vehicle: VehicleFacts) -> frozenset[str]:
+    names: set[str] = set()
+    for value in (vehicle.make, vehicle.model):
+        if value:
+            names |= MessageText.of(value).bag
+    for name in list(names):
+        names |= _ALIASES.get(name, frozenset())
+    return frozenset(names)
+
+
+def _other_vehicle(text: MessageText, vehicle: VehicleFacts | None) -> bool:
+    """Tell whether `text` names a vehicle (make, model or year) other than the last decoded one."""
+    named = text.bag & _VEHICLE_NAMES
+    if vehicle is None:
+        return bool(named) or _mentions_year(text, None)
+    return bool(named - _own_names(vehicle)) or _mentions_year(text, vehicle.model_year)
+
+
+_ANY_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
+
+
+def _mentions_year(text: MessageText, own_year: int | None) -> bool:
+    return any(int(m.group(1)) != own_year for m in _ANY_YEAR.finditer(text.flat))
+
+
+def _fields(text: MessageText) -> tuple[str, ...]:
+    found = [name for name, cue in _FIELDS if cue.found_in(text)]
+    if "make" in found and "plant" in found:
+        # "who built it?" asks for the maker; "where was it built?" for the plant.
+        found.remove("plant" if text.has_any(_WHO) else "make")
+    if "year" in found and "model" in found:
+        found.remove("model")  # "model year"
+    if "plant" not in found and "made" in text.bag and not text.has_any(_WHO) and "where" in text.bag:
+        found.append("plant")
+    return tuple(found)
+
+
+# ---------------------------------------------------------------- intent rules
+
+IntentRule = Callable[[Turn], PlannerDecision | None]
+"""Decide a turn, or return None to let the next rule try."""
+
+
+def _reply(turn: Turn, intent: str, text: str, *, confident: bool) -> PlannerDecision:
+    return PlannerDecision(intent=intent, language=turn.language, confident=confident, reply=text)
+
+
+def _call(
+    turn: Turn, intent: str, name: str, args: dict[str, Any], *, focus: tuple[str, ...] = ()
+) -> PlannerDecision:
+    call = tool_call(name=name, args=args, id=f"call_{turn.next_call}")
+    return PlannerDecision(
+        intent=intent, language=turn.language, confident=True, tool_calls=(call,), focus=focus
+    )
+
+
+def _capabilities(lang: Language) -> str:
+    return t("capabilities", lang, example_vin=EXAMPLE_VIN)
+
+
+def _vins_rule(turn: Turn) -> PlannerDecision | None:
+    vins = _vin_candidates(turn.text.raw)
+    if not vins:
+        return None
+    if len(vins) > MAX_VINS_PER_TOOL_CALL:
+        text = t("bulk.too_many", turn.language, count=len(vins), max_vins=MAX_VINS_PER_TOOL_CALL)
+        return _reply(turn, "bulk_too_many", text, confident=True)
+    if len(vins) > 1:
+        return _call(turn, DECODE_VINS, DECODE_VINS, {"vins": vins})
+    args: dict[str, Any] = {"vin": vins[0]}
+    year = _stated_year(turn.text)
+    if year is not None:
+        args["model_year"] = year
+    return _call(turn, DECODE_VIN, DECODE_VIN, args, focus=_fields(turn.text))
+
+
+def _history_rule(turn: Turn) -> PlannerDecision | None:
+    if not _HISTORY.found_in(turn.text):
+        return None
+    return _call(turn, "history", GET_VIN_HISTORY, {"limit": _history_limit(turn.text)})
+
+
+def _explain_vin_rule(turn: Turn) -> PlannerDecision | None:
+    if not _EXPLAIN_VIN.found_in(turn.text):
+        return None
+    return _reply(
+        turn, "explain_vin", t("explain_vin", turn.language, example_vin=EXAMPLE_VIN), confident=True
+    )
+
+
+def _topic_rule(turn: Turn) -> PlannerDecision | None:
+    topic = next((name for name, cue in _TOPICS if cue.found_in(turn.text)), None)
+    if topic is None:
+        return None
+    lang = turn.language
+    topic_text = t(f"topic.{topic}", lang)
+    vehicle = turn.vehicle
+    names_vehicles = bool(turn.text.bag & _VEHICLE_NAMES) or _mentions_year(turn.text, None)
+    if topic == "compare" and not names_vehicles:
+        # "AWD vs 4WD?" is general knowledge, not a comparison of two vehicles.
+        text = t("unsupported.general", lang, capabilities=_capabilities(lang))
+    elif topic not in ("bulk", "compare") and vehicle is not None and not _other_vehicle(turn.text, vehicle):
+        text = t("unsupported.topic_vehicle", lang, topic=topic_text, vehicle=_name(vehicle, lang))
+    else:
+        text = t("unsupported.topic", lang, topic=topic_text, capabilities=_capabilities(lang))
+    return _reply(turn, "unsupported", text, confident=False)
+
+
+def _follow_up_rule(turn: Turn) -> PlannerDecision | None:
+    fields = _fields(turn.text)
+    named_other = _other_vehicle(turn.text, turn.vehicle)
+    if not fields:
+        if named_other and turn.text.bag & _VEHICLE_NAMES:
+            text = t("unsupported.specs", turn.language, example_vin=EXAMPLE_VIN)
+            return _reply(turn, "unsupported", text, confident=False)
+        return None
+    if named_other:
+        text = t("unsupported.specs", turn.language, example_vin=EXAMPLE_VIN)
+        return _reply(turn, "unsupported", text, confident=False)
+    if turn.vehicle is None:
+        return _reply(
+            turn, "follow_up", t("no_vehicle", turn.language, example_vin=EXAMPLE_VIN), confident=False
+        )
+    text = " ".join(_facts(turn.vehicle, fields, turn.language))
+    return _reply(turn, "follow_up", text, confident=len(turn.text.words) <= 12)
+
+
+def _explicit_help_rule(turn: Turn) -> PlannerDecision | None:
+    if not _HELP.found_in(turn.text):
+        return None
+    return _reply(turn, "help", _help(turn.language), confident=True)
+
+
+def _greeting_rule(turn: Turn) -> PlannerDecision | None:
+    words = set(turn.text.words)
+    if not words & _GREETING_WORDS or not words <= _GREETING_WORDS | _FILLER_WORDS:
+        return None
+    text = t("greeting", turn.language) + " " + _help(turn.language)
+    return _reply(turn, "greeting", text, confident=True)
+
+
+def _ack_rule(turn: Turn) -> PlannerDecision | None:
+    words = set(turn.text.words)
+    if "d'accord" in turn.text.bag:
+        words -= {"d", "accord"}
+        words.add("ok")
+    if not words & _ACK_WORDS or not words <= _ACK_WORDS | _FILLER_WORDS:
+        return None
+    return _reply(turn, "acknowledge", t("ack", turn.language), confident=True)
+
+
+def _ask_vin_rule(turn: Turn) -> PlannerDecision | None:
+    if not _DECODE_WORDS.found_in(turn.text):
+        return None
+    return _reply(turn, "ask_vin", t("ask_vin", turn.language, example_vin=EXAMPLE_VIN), confident=False)
+
+
+def _thanks_rule(turn: Turn) -> PlannerDecision | None:
+    if _THANKS.found_in(turn.text):
+        return _reply(turn, "thanks", t("thanks", turn.language), confident=True)
+    if _BYE.found_in(turn.text):
+        return _reply(turn, "goodbye", t("goodbye", turn.language), confident=True)
+    return None
+
+
+def _help(lang: Language) -> str:
+    return t("help", lang, max_vins=MAX_VINS_PER_TOOL_CALL, example_vin=EXAMPLE_VIN)
+
+
+# Order matters: the first rule that returns a decision wins. A VIN anywhere beats
+# everything else; honest "not yet" answers come before follow-ups so that "fuel
+# economy" is not answered as "fuel".
+INTENT_RULES: Final[tuple[IntentRule, ...]] = (
+    _vins_rule,
+    _history_rule,
+    _explain_vin_rule,
+    _topic_rule,
+    _follow_up_rule,
+    _explicit_help_rule,
+    _greeting_rule,
+    _thanks_rule,
+    _ack_rule,
+    _ask_vin_rule,
+)
+
+
+def _plan(turn: Turn) -> PlannerDecision:
+    for rule in INTENT_RULES:
+        decision = rule(turn)
+        if decision is not None:
+            return decision
+    text = t("unsupported.general", turn.language, capabilities=_capabilities(turn.language))
+    return _reply(turn, "unsupported", text, confident=False)
+
+
+def route(messages: Sequence[BaseMessage]) -> PlannerDecision | None:
+    """Decide the current turn without calling any tool or model.
+
+    Args:
+        messages: The conversation, ending with the user's message.
+
+    Returns:
+        The decision for the turn, or None when the conversation does not end with
+        a user message (the turn is past planning).
+    """
+    if not messages or not isinstance(messages[-1], HumanMessage):
+        return None
+    turn = _read_turn(messages)
+    return None if turn is None else _plan(turn)
+
+
+# ---------------------------------------------------------------- wording
+
+_ACRONYMS: Final = frozenset(
+    {"USA", "US", "UK", "UAE", "BMW", "GMC", "VW", "AMG", "MINI", "SRT", "BYD", "DS", "MG", "KTM", "GM", "AG"}
+)
+_SPECIAL_CASE: Final = {"MCLAREN": "McLaren", "DELOREAN": "DeLorean"}
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _nice(text: str) -> str:
+    """Title-case an all-capitals name (`MERCEDES-BENZ` → `Mercedes-Benz`), keeping acronyms."""
+    if any(ch.islower() for ch in text):
+        return text
+
+    def word(match: re.Match[str]) -> str:
+        value = match.group()
+        if value in _SPECIAL_CASE:
+            return _SPECIAL_CASE[value]
+        in_parentheses = match.start() > 0 and text[match.start() - 1] == "("
+        if value in _ACRONYMS or (in_parentheses and len(value) <= 4):
+            return value
+        return value.capitalize()
+
+    return _LETTERS.sub(word, text)
+
+
+def _name(vehicle: VehicleFacts, lang: Language, *, with_year: bool = True) -> str:
+    """Return the vehicle's name, such as `2003 Honda Accord EX-V6` (model and trim as given)."""
+    parts = [str(vehicle.model_year) if with_year and vehicle.model_year else None]
+    if vehicle.make:
+        parts += [_nice(vehicle.make), vehicle.model, vehicle.trim]
+    elif vehicle.title and vehicle.title != "Unknown vehicle":
+        return vehicle.title
+    name = " ".join(p for p in parts if p)
+    return name or vehicle.vin
+
+
+def _decimal(value: float, lang: Language) -> str:
+    text = f"{value:.1f}"
+    return text if lang == "en" else text.replace(".", ",")
+
+
+_BODY_KEYS: Final = (
+    ("sport utility", "body.suv"),
+    ("crossover", "body.crossover"),
+    ("minivan", "body.minivan"),
+    ("coupe", "body.coupe"),
+    ("sedan", "body.sedan"),
+    ("hatchback", "body.hatchback"),
+    ("pickup", "body.pickup"),
+    ("convertible", "body.convertible"),
+    ("cabriolet", "body.convertible"),
+    ("roadster", "body.roadster"),
+    ("wagon", "body.wagon"),
+    ("van", "body.van"),
+    ("motorcycle", "body.motorcycle"),
+    ("bus", "body.bus"),
+    ("truck", "body.truck"),
+)
+_FUEL_KEYS: Final = (
+    ("flexible fuel", "fuel.flex"),
+    ("ffv", "fuel.flex"),
+    ("natural gas", "fuel.cng"),
+    ("cng", "fuel.cng"),
+    ("petroleum gas", "fuel.lpg"),
+    ("lpg", "fuel.lpg"),
+    ("propane", "fuel.lpg"),
+    ("hydrogen", "fuel.hydrogen"),
+    ("fuel cell", "fuel.hydrogen"),
+    ("gasoline", "fuel.gasoline"),
+    ("diesel", "fuel.diesel"),
+    ("electric", "fuel.electric"),
+)
+_TRANSMISSION_KEYS: Final = (
+    ("continuously variable", "trans.cvt"),
+    ("cvt", "trans.cvt"),
+    ("dual-clutch", "trans.dct"),
+    ("dct", "trans.dct"),
+    ("automated manual", "trans.amt"),
+    ("amt", "trans.amt"),
+    ("automatic", "trans.automatic"),
+    ("manual", "trans.manual"),
+)
+_COUNTRY_KEYS: Final = {
+    "UNITED STATES (USA)": "country.united_states",
+    "UNITED STATES": "country.united_states",
+    "USA": "country.united_states",
+    "CANADA": "country.canada",
+    "MEXICO": "country.mexico",
+    "GERMANY": "country.germany",
+    "JAPAN": "country.japan",
+    "SOUTH KOREA": "country.south_korea",
+    "KOREA (SOUTH)": "country.south_korea",
+    "REPUBLIC OF KOREA": "country.south_korea",
+    "CHINA": "country.china",
+    "UNITED KINGDOM (UK)": "country.united_kingdom",
+    "UNITED KINGDOM": "country.united_kingdom",
+    "FRANCE": "country.france",
+    "ITALY": "country.italy",
+    "SPAIN": "country.spain",
+    "SWEDEN": "country.sweden",
+    "BRAZIL": "country.brazil",
+}
+# Metric horsepower (PS, CV, ch) is what readers of these languages expect beside hp.
+_METRIC_HP_LANGUAGES: Final = frozenset({"es", "fr", "de"})
+_PS_PER_HP: Final = 1.01387
+
+
+def _vocabulary(value: str | None, keys: Sequence[tuple[str, str]], lang: Language) -> str | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    key = next((k for needle, k in keys if needle in lowered), None)
+    return t(key, lang) if key else value
+
+
+def _body(vehicle: VehicleFacts, lang: Language) -> str | None:
+    return _vocabulary(vehicle.body_class, _BODY_KEYS, lang)
+
+
+def _fuel(vehicle: VehicleFacts, lang: Language) -> str | None:
+    return _vocabulary(vehicle.fuel_primary, _FUEL_KEYS, lang)
+
+
+def _is_electric(vehicle: VehicleFacts) -> bool:
+    electric_fuel = vehicle.fuel_primary is not None and "electric" in vehicle.fuel_primary.lower()
+    bev = vehicle.electrification is not None and vehicle.electrification.upper().startswith("BEV")
+    return (electric_fuel or bev) and not vehicle.cylinders and not vehicle.displacement_l
+
+
+def _horsepower(vehicle: VehicleFacts, lang: Language) -> str | None:
+    if vehicle.hp is None:
+        return None
+    low = round(vehicle.hp)
+    high = round(vehicle.hp_to) if vehicle.hp_to and vehicle.hp_to > vehicle.hp else None
+    hp = f"{low}–{high}" if high else str(low)
+    text = t("engine.hp", lang, hp=hp)
+    if lang in _METRIC_HP_LANGUAGES:
+        ps_low = round(low * _PS_PER_HP)
+        ps = f"{ps_low}–{round(high * _PS_PER_HP)}" if high else str(ps_low)
+        text += " / " + t("engine.metric_hp", lang, ps=ps)
+    return text
+
+
+def _hybrid(vehicle: VehicleFacts, lang: Language) -> str | None:
+    """Name the hybrid kind ("Strong HEV", "PHEV" in vPIC's electrification), if any."""
+    electrification = (vehicle.electrification or "").upper()
+    if "PHEV" in electrification or "PLUG-IN" in electrification:
+        return t("engine.plug_in_hybrid", lang)
+    if "HEV" in electrification:
+        return t("engine.hybrid", lang)
+    return None
+
+
+def _layout(vehicle: VehicleFacts, lang: Language) -> str | None:
+    n = vehicle.cylinders
+    if not n:
+        return None
+    configuration = (vehicle.configuration or "").lower()
+    if configuration.startswith("v"):
+        return t("engine.v", lang, n=n)
+    if configuration.startswith("w"):
+        return t("engine.w", lang, n=n)
+    if configuration.startswith("in-line") or configuration.startswith("inline"):
+        return t("engine.inline", lang, n=n)
+    if "opposed" in configuration or "boxer" in configuration:
+        return t("engine.flat", lang, n=n)
+    return t("engine.cylinders", lang, n=n)
+
+
+def _engine(vehicle: VehicleFacts, lang: Language) -> str | None:
+    layout = _layout(vehicle, lang)
+    displacement = _decimal(vehicle.displacement_l, lang) if vehicle.displacement_l else None
+    core: str | None
+    if layout and displacement:
+        core = t("engine.with_displacement", lang, displacement=displacement, layout=layout)
+    elif layout:
+        core = layout
+    elif displacement:
+        core = t("engine.displacement", lang, displacement=displacement)
+    elif _is_electric(vehicle):
+        core = t("engine.electric", lang)
+    else:
+        core = None
+    extras = [e for e in (_horsepower(vehicle, lang),) if e]
+    fuel = _fuel(vehicle, lang)
+    if fuel and not _is_electric(vehicle) and core is not None:
+        extras.append(fuel)
+    if vehicle.turbo:
+        extras.append(t("engine.turbo", lang))
+    if hybrid := _hybrid(vehicle, lang):
+        extras.append(hybrid)
+    if core is None:
+        return ", ".join(extras) or None
+    return f"{core} ({', '.join(extras)})" if extras else core
+
+
+def _transmission(vehicle: VehicleFacts, lang: Language) -> str | None:
+    style = _vocabulary(vehicle.transmission_style, _TRANSMISSION_KEYS, lang)
+    if style is None:
+        return None
+    speeds = vehicle.transmission_speeds
+    if speeds and style != t("trans.cvt", lang):
+        return t("trans.with_speeds", lang, speeds=speeds, style=style)
+    return t("trans.plain", lang, style=style)
+
+
+def _drive(vehicle: VehicleFacts) -> str | None:
+    if vehicle.drive_type is None:
+        return None
+    return vehicle.drive_type.split("/")[0].strip() or None
+
+
+def _place(vehicle: VehicleFacts, lang: Language) -> str | None:
+    country = vehicle.plant_country
+    if country is not None:
+        key = _COUNTRY_KEYS.get(country.upper())
+        country = t(key, lang) if key else _nice(country)
+    parts = [_nice(p) for p in (vehicle.plant_city, vehicle.plant_state) if p]
+    if country:
+        parts.append(country)
+    return ", ".join(parts) or None
+
+
+def _details(vehicle: VehicleFacts, lang: Language) -> list[str]:
+    place = _place(vehicle, lang)
+    drive = _drive(vehicle)
+    parts = [
+        _body(vehicle, lang),
+        _engine(vehicle, lang),
+        _transmission(vehicle, lang),
+        drive if drive and drive.lower() != "4x2" else None,
+        t("decode.built_in", lang, place=place) if place else None,
+    ]
+    return [p for p in parts if p]
+
+
+def _summary_sentence(vehicle: VehicleFacts, lang: Language) -> str:
+    details = _details(vehicle, lang)
+    joined = t("decode.details_sep", lang) + ", ".join(details) if details else ""
+    key = "decode.summary" if vehicle.model_year else "decode.summary_no_year"
+    return t(key, lang, vehicle=_name(vehicle, lang), details=joined)
+
+
+def _fact(vehicle: VehicleFacts, field: str, lang: Language) -> str:
+    name = _name(vehicle, lang)
+    if field == "summary":
+        return _summary_sentence(vehicle, lang)
+    value: str | None
+    if field == "year":
+        if vehicle.model_year:
+            return t(
+                "fact.year", lang, vehicle=_name(vehicle, lang, with_year=False), year=vehicle.model_year
+            )
+        value = None
+    elif field == "make":
+        if vehicle.make:
+            return t("fact.make", lang, vehicle=name, make=_nice(vehicle.make))
+        value = None
+    elif field == "plant":
+        if place := _place(vehicle, lang):
+            return t("fact.plant", lang, vehicle=name, place=place)
+        value = None
+    elif field == "doors":
+        if vehicle.doors:
+            return t("fact.doors", lang, vehicle=name, doors=vehicle.doors)
+        value = None
+    elif field == "hp":
+        if hp := _horsepower(vehicle, lang):
+            return t("fact.hp", lang, vehicle=name, hp=hp)
+        value = None
+    elif field == "fuel":
+        if _is_electric(vehicle):
+            return t("fact.fuel", lang, vehicle=name, fuel=t("fuel.electric", lang))
+        if fuel := _fuel(vehicle, lang):
+            hybrid = _hybrid(vehicle, lang)
+            return t("fact.fuel", lang, vehicle=name, fuel=f"{fuel} ({hybrid})" if hybrid else fuel)
+        value = None
+    else:
+        value = {
+            "engine": _engine(vehicle, lang),
+            "transmission": _transmission(vehicle, lang),
+            "drive": _drive(vehicle),
+            "body": _body(vehicle, lang),
+            "trim": vehicle.trim,
+            "model": vehicle.model,
+            "weight": vehicle.gvwr,
+        }.get(field)
+    field_name = t(f"field.{field}", lang)
+    if value is None:
+        return t("fact.missing", lang, vehicle=name, field=field_name)
+    return t("fact.generic", lang, vehicle=name, field=field_name, value=value)
+
+
+def _facts(vehicle: VehicleFacts, fields: Sequence[str], lang: Language) -> list[str]:
+    return [_fact(vehicle, field, lang) for field in fields]
+
+
+# vPIC error codes (the number before ":" in a warning) → catalogue keys.
+_WARNING_KEYS: Final = {
+    "1": "warn.check_digit",
+    "2": "warn.corrected",
+    "3": "warn.corrected",
+    "4": "warn.corrected",
+    "5": "warn.errors",
+    "6": "warn.incomplete",
+    "7": "warn.manufacturer",
+    "8": "warn.no_data",
+    "9": "warn.off_road",
+    "10": "warn.off_road",
+    "11": "warn.model_year",
+    "12": "warn.model_year",
+    "14": "warn.partial",
+    "400": "warn.invalid_chars",
+}
+
+
+def _warning_texts(
+    warnings: Sequence[str], lang: Language, *, skip: frozenset[str] = frozenset()
+) -> list[str]:
+    texts: list[str] = []
+    for warning in warnings:
+        code, _, message = warning.partition(":")
+        code = code.strip()
+        if code == "0" or code in skip:
+            continue
+        key = _WARNING_KEYS.get(code)
+        text = t(key, lang) if key else message.strip() or warning
+        if text not in texts:
+            texts.append(text)
+    return texts
+
+
+def _did_you_mean(suggestions: Sequence[str], lang: Language) -> str | None:
+    if not suggestions:
+        return None
+    return t("decode.did_you_mean", lang, options=join_list(list(suggestions[:3]), lang))
+
+
+def _fallback_note(vehicle: VehicleFacts, lang: Language) -> str | None:
+    if not vehicle.fallback:
+        return None
+    if vehicle.provider == "offline":
+        return t("decode.fallback_offline", lang)
+    return t("decode.fallback_other", lang, provider=vehicle.provider or "?")
+
+
+# ---------------------------------------------------------------- answers from tool results
+
+
+def _wait(seconds: float, lang: Language) -> str:
+    whole = max(1, math.ceil(seconds))
+    if whole < 120:
+        return t_count("wait.seconds", lang, whole)
+    if whole < 2 * 3600:
+        return t_count("wait.minutes", lang, math.ceil(whole / 60))
+    return t_count("wait.hours", lang, math.ceil(whole / 3600))
+
+
+_INVALID_VIN_REASONS: Final = frozenset(
+    {"empty", "too_short", "too_long", "forbidden_letters", "invalid_characters"}
+)
+_CLIP = 40
+
+
+def _error_text(data: Mapping[str, object], vin: str | None, lang: Language, year: int | None = None) -> str:
+    """Render a tool error in `lang` from its code and reason (never its English message)."""
+    code = _text_value(data, "error") or "unknown"
+    shown = (vin or _text_value(data, "input") or "").strip()
+    shown = shown if len(shown) <= _CLIP else shown[:_CLIP] + "…"
+    sentences: list[str] = []
+    if code == "invalid_vin":
+        reason = _text_value(data, "reason")
+        folded = normalise(shown)
+        forbidden = sorted({ch for ch in folded if ch in "IOQ"})
+        key = f"error.invalid_vin.{reason}" if reason in _INVALID_VIN_REASONS else "error.invalid_vin"
+        sentences.append(
+            t(
+                key,
+                lang,
+                vin=shown,
+                length=len(folded),
+                letters=join_list(forbidden, lang, conjunction="list.and"),
+            )
+        )
+        if reason == "too_short" and len(folded) >= 11:
+            sentences.append(t("error.partial_hint", lang))
+    elif code == "invalid_input" and year is not None:
+        sentences.append(t("error.invalid_year", lang, year=year, vin=shown))
+    elif code == "rate_limited":
+        retry_after = _number(data, "retry_after")
+        sentences.append(t("error.rate_limited", lang, wait=_wait(retry_after or 60.0, lang)))
+    elif code in {
+        "invalid_input",
+        "not_allowed",
+        "provider_unavailable",
+        "bad_provider_response",
+        "vin_not_in_conversation",
+    }:
+        sentences.append(t(f"error.{code}", lang))
+    else:
+        sentences.append(t("error.unknown", lang))
+    if suggestion := _did_you_mean(_strings(data, "suggestions"), lang):
+        sentences.append(suggestion)
+    return " ".join(sentences)
+
+
+def _vehicle_text(vehicle: VehicleFacts, lang: Language, focus: Sequence[str]) -> str:
+    if not vehicle.valid:
+        reasons = _warning_texts(vehicle.warnings, lang) or [t("warn.unknown", lang)]
+        sentences = [t("decode.invalid", lang, vin=vehicle.vin, reasons="; ".join(reasons))]
+        if suggestion := _did_you_mean(vehicle.suggestions, lang):
+            sentences.append(suggestion)
+    else:
+        sentences = _facts(vehicle, [f for f in focus if f != "summary"], lang)
+        sentences.append(_summary_sentence(vehicle, lang))
+        if not vehicle.check_digit_valid:
+            sentences.append(t("decode.check_digit", lang))
+            if suggestion := _did_you_mean(vehicle.suggestions, lang):
+                sentences.append(suggestion)
+        notes = _warning_texts(vehicle.warnings, lang, skip=frozenset({"1"}))
+        if notes:
+            sentences.append(t("decode.note", lang, warning="; ".join(notes)))
+    if note := _fallback_note(vehicle, lang):
+        sentences.append(note)
+    return " ".join(sentences)
+
+
+def _year_arg(args: Mapping[str, object]) -> int | None:
+    return _integer(args, "model_year")
+
+
+def _compose_decode(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    vin = _text_value(result.args, "vin")
+    if result.data is None:
+        return t("error.unknown", lang)
+    if "error" in result.data:
+        return _error_text(result.data, vin, lang, _year_arg(result.args))
+    return _vehicle_text(VehicleFacts.from_summary(result.data), lang, focus)
+
+
+def _short_line(vehicle: VehicleFacts, lang: Language) -> str:
+    if not vehicle.valid:
+        reasons = _warning_texts(vehicle.warnings, lang) or [t("warn.unknown", lang)]
+        return t("decode.invalid", lang, vin=vehicle.vin, reasons="; ".join(reasons))
+    layout = _layout(vehicle, lang)
+    details = [d for d in (_body(vehicle, lang), layout, _place(vehicle, lang)) if d]
+    summary = _name(vehicle, lang) + (f" ({', '.join(details)})" if details else "")
+    if not vehicle.check_digit_valid:
+        summary += " — " + t("multi.check_digit", lang)
+    return t("multi.line", lang, vin=vehicle.vin, summary=summary)
+
+
+def _compose_decode_many(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _error_text(data, None, lang)
+    rows = _list_of_objects(data, "results")
+    lines = [t("multi.header", lang, count=len(rows))]
+    fallback: str | None = None
+    for row in rows:
+        if "error" in row:
+            lines.append("- " + _error_text(row, _text_value(row, "input"), lang))
+            continue
+        vehicle = VehicleFacts.from_summary(row)
+        lines.append("- " + _short_line(vehicle, lang))
+        fallback = fallback or _fallback_note(vehicle, lang)
+    if fallback:
+        lines.append(fallback)
+    return "\n".join(lines)
+
+
+def _list_of_objects(data: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _compose_history(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _error_text(data, None, lang)
+    rows = _list_of_objects(data, "history")
+    if not rows:
+        return t("history.empty", lang)
+    lines = [t("history.header", lang)]
+    for row in rows:
+        vin = _text_value(row, "vin") or "?"
+        date = (_text_value(row, "decoded_at") or "")[:10]
+        title = _text_value(row, "title")
+        if row.get("valid") is False or not title or title == "Unknown vehicle":
+            lines.append("- " + t("history.line_invalid", lang, vin=vin, date=date))
+        else:
+            lines.append("- " + t("history.line", lang, vehicle=_nice_title(title), vin=vin, date=date))
+    return "\n".join(lines)
+
+
+def _nice_title(title: str) -> str:
+    """Title-case the make in a stored title (`2003 HONDA Accord` → `2003 Honda Accord`)."""
+    words = title.split(" ")
+    for i, word in enumerate(words):
+        if word.isupper() and any(ch.isalpha() for ch in word):
+            words[i] = _nice(word)
+            break
+    return " ".join(words)
+
+
+def _compose_unknown(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    if result.data is not None and "error" in result.data:
+        return _error_text(result.data, None, lang)
+    return t("result.unsupported", lang)
+
+
+Composer = Callable[[ToolResult, Language, Sequence[str]], str]
+"""Write the answer for one tool result, in a language, emphasising the focus fields."""
+ANSWER_COMPOSERS: Final[Mapping[str, Composer]] = {
+    DECODE_VIN: _compose_decode,
+    DECODE_VINS: _compose_decode_many,
+    GET_VIN_HISTORY: _compose_history,
+}
+
+
+def _answer(turn: Turn) -> tuple[str, str]:
+    """Compose the final answer from this turn's tool results; return (intent, text)."""
+    decision = _plan(turn)
+    planned = {call["name"] for call in decision.tool_calls}
+    names = [r.name for r in turn.results]
+    intent = decision.intent if planned and planned <= set(names) else (names[0] if names else "unsupported")
+    if not turn.results:
+        return intent, t("error.unknown", turn.language)
+    parts = [
+        ANSWER_COMPOSERS.get(result.name, _compose_unknown)(result, turn.language, decision.focus)
+        for result in turn.results
+    ]
+    return intent, "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------- the chat model
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    intent: str
+    language: Language
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"planner": PLANNER_NAME, "language": self.language, "intent": self.intent}
+
+
+def _respond(messages: Sequence[BaseMessage]) -> _Outcome:
+    turn = _read_turn(messages)
+    if turn is None:
+        language = _system_language(messages) or "en"
+        return _Outcome("help", language, _help(language), ())
+    if turn.answered:
+        intent, text = _answer(turn)
+        return _Outcome(intent, turn.language, text, ())
+    decision = _plan(turn)
+    return _Outcome(decision.intent, decision.language, decision.reply or "", decision.tool_calls)
+
+
+_STREAM_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+def _chunks(outcome: _Outcome) -> list[ChatGenerationChunk]:
+    if outcome.tool_calls:
+        calls = [
+            tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+            for i, c in enumerate(outcome.tool_calls)
+        ]
+        message = AIMessageChunk(
+            content="", tool_call_chunks=calls, response_metadata=outcome.metadata, chunk_position="last"
+        )
+        return [ChatGenerationChunk(message=message)]
+    pieces = _STREAM_PIECE.findall(outcome.text) or [""]
+    chunks = [ChatGenerationChunk(message=AIMessageChunk(content=piece)) for piece in pieces[:-1]]
+    last = AIMessageChunk(content=pieces[-1], response_metadata=outcome.metadata, chunk_position="last")
+    chunks.append(ChatGenerationChunk(message=last))
+    return chunks
+
+
+class OfflinePlanner(BaseChatModel):
+    """A deterministic chat model that plans tool calls and writes answers by rules.
+
+    It needs no key, no network and no model weights; the same conversation always
+    gets the same answer. Every message it returns carries
+    `response_metadata = {"planner": "offline", "language": ..., "intent": ...}`.
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "vinbot-offline-planner"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"planner": PLANNER_NAME}
+
+    def bind_tools(
+        self,
+        tools: Sequence[builtins.dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Return the planner itself: it knows the tools by name.
+
+        Args:
+            tools: The tools of the graph (ignored).
+            tool_choice: Ignored.
+            **kwargs: Ignored.
+
+        Returns:
+            This planner.
+        """
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        outcome = _respond(messages)
+        message = AIMessage(
+            content=outcome.text, tool_calls=list(outcome.tool_calls), response_metadata=outcome.metadata
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # Planning takes microseconds: no thread hop.
+        return self._generate(messages, stop)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for chunk in _chunks(_respond(messages)):
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in _chunks(_respond(messages)):
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+
+__all__ = [
+    "ANSWER_COMPOSERS",
+    "EXAMPLE_VIN",
+    "INTENT_RULES",
+    "MAX_VINS_PER_TOOL_CALL",
+    "PLANNER_NAME",
+    "Composer",
+    "IntentRule",
+    "MessageText",
+    "OfflinePlanner",
+    "PlannerDecision",
+    "ToolResult",
+    "Turn",
+    "VehicleFacts",
+    "detect_language",
+    "route",
+]

@@ -1,0 +1,137 @@
+"""What the routes receive: `Annotated` dependencies read from the lifespan state.
+
+The lifespan (`api.app.create_app`) builds one `Services` and yields it as the typed
+`State`; nothing here creates clients or reads settings on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, TypedDict
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agent.assistant import Asker, Assistant
+from tools.providers.base import Limit, RateLimiter
+from tools.settings import Settings, Tier
+from tools.storage.session import transaction
+from tools.storage.user_repo import get_or_create_user
+from tools.vin import Caller, VinDeps
+
+HealthCheck = Callable[[], Awaitable[Mapping[str, bool]]]
+"""Return the readiness of each part (`database`, `cache`, `agent`): True when ready."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the routes use, built once per process by the lifespan."""
+
+    settings: Settings
+    assistant: Assistant
+    limiter: RateLimiter
+    vin: VinDeps
+    sessions: async_sessionmaker[AsyncSession]
+    health: HealthCheck
+
+
+class State(TypedDict):
+    """The typed lifespan state: Starlette copies it into each request's `request.state`."""
+
+    services: Services
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is calling over HTTP.
+
+    Every caller is anonymous for now, limited per IP address. API keys (a later
+    issue) will authenticate here and set the tier and a stable external id.
+    """
+
+    ip: str
+    tier: Tier = "free"
+
+    def asker(self, conversation_id: str) -> Asker:
+        """Return the assistant's view of this caller in `conversation_id`.
+
+        An anonymous caller is identified by the conversation itself: whoever holds
+        the (unguessable, server-generated) id owns the conversation, and nobody
+        else's history is in reach.
+        """
+        return Asker(external_id=f"anon:{conversation_id}", channel="api")
+
+    @property
+    def external_id(self) -> str:
+        """The user behind direct capability calls (VIN decodes) from this caller.
+
+        The address is hashed so that the users table holds no IP addresses.
+        """
+        digest = hashlib.sha256(self.ip.encode()).hexdigest()[:24]
+        return f"anon:ip:{digest}"
+
+
+def get_services(request: Request) -> Services:
+    """Return the process's services from the lifespan state."""
+    services: Services = request.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_assistant(services: ServicesDep) -> Assistant:
+    """Return the assistant."""
+    return services.assistant
+
+
+AssistantDep = Annotated[Assistant, Depends(get_assistant)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    """Return the settings the app was created with."""
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def client_ip(request: Request) -> str:
+    """Return the caller's address as the server saw it (after trusted proxy headers)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def current_client(request: Request, services: ServicesDep) -> Client:
+    """Identify the caller and spend one request of its per-IP limit.
+
+    Raises:
+        RateLimited: the address has used `limits.anonymous_requests_per_minute`.
+    """
+    ip = client_ip(request)
+    limit = Limit(services.settings.limits.anonymous_requests_per_minute, timedelta(minutes=1))
+    await services.limiter.acquire(f"ip:{ip}:requests:minute", limit)
+    return Client(ip=ip)
+
+
+ClientDep = Annotated[Client, Depends(current_client)]
+
+
+async def current_caller(client: ClientDep, services: ServicesDep) -> Caller:
+    """Return the capability `Caller` of this client (its user is created on first contact)."""
+    async with transaction(services.sessions) as session:
+        user = await get_or_create_user(session, client.external_id, tier=client.tier)
+    return Caller(user_id=user.id, tier=client.tier, channel="api")
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def get_vin_deps(services: ServicesDep) -> VinDeps:
+    """Return what the VIN capability needs."""
+    return services.vin
+
+
+VinDepsDep = Annotated[VinDeps, Depends(get_vin_deps)]
