@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -18,9 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## Set up, then start the main job on the embedded defaults.
+## Set up, then start the main job on the embedded defaults: the API and the web chat page.
 run: $(STAMP)
-	$(BIN)/vinbot decode --interactive
+	$(BIN)/vinbot api --host $(HOST) --port $(PORT)
 
 ## Set up, then run every check: format, lint, types, layering, all tests.
 test: $(STAMP)
@@ -51,10 +53,12 @@ test-int: $(STAMP)
 	$(BIN)/pytest -m integration
 
 evals: $(STAMP)
-	$(BIN)/python -m evals.vin_accuracy
+	$(BIN)/vinbot eval agent
+	$(BIN)/vinbot eval vin-accuracy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.decode_bench
+	$(BIN)/python -m bench.ask_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -136,7 +136,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     `FORWARDED_ALLOW_IPS` (default 127.0.0.1), so the per-IP limit sees real clients.
     """
     # Say where the server listens even when the process logs only warnings.
-    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    announce = logging.getLogger("uvicorn.error")
+    announce.setLevel(logging.INFO)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - only for display
+    announce.info(
+        "vinbot: chat page at http://%s:%d/ ; ask over HTTP with: curl -s -X POST http://%s:%d/ask "
+        "-H 'content-type: application/json' -d '{\"message\": \"what car is 1HGCM82633A004352?\"}'",
+        shown,
+        port,
+        shown,
+        port,
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=host,

@@ -74,7 +74,7 @@ async def run_ask(settings: Settings, options: AskOptions, *, stdin: TextIO | No
             if options.as_json:
                 sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
             else:
-                print_answer(Console(), answer)
+                print_answer(Console(soft_wrap=True), answer)
             return EXIT_OK
         status = EXIT_OK
         for line in stdin:
@@ -101,7 +101,7 @@ async def run_chat(
 ) -> int:
     """An interactive conversation in the terminal; answers stream in as they are written."""
     stdin = stdin or sys.stdin
-    console = Console()
+    console = Console(soft_wrap=True)
     if stdin.isatty():
         import readline  # noqa: F401 - line editing and history for input()
     conversation = _conversation(None)
