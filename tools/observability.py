@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Literal, TextIO, cast
 import sentry_sdk
 from sentry_sdk.transport import Transport
 
+from tools.domain.vin import mask_vin
+
 if TYPE_CHECKING:
     from sentry_sdk.types import Breadcrumb, BreadcrumbHint, Event, Hint, Log
 
@@ -102,20 +104,6 @@ _SENSITIVE_KEYS = frozenset(
         "sentry_dsn",
     }
 )
-
-
-def mask_vin(vin: str) -> str:
-    """Return `vin` with all but its last 6 characters replaced by `*`.
-
-    Args:
-        vin: A VIN (or any string); strings of 6 characters or fewer are fully masked.
-
-    Returns:
-        The masked string, for example `***********004352`.
-    """
-    if len(vin) <= 6:
-        return "*" * len(vin)
-    return "*" * (len(vin) - 6) + vin[-6:]
 
 
 def redact(text: str) -> str:

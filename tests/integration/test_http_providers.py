@@ -25,7 +25,8 @@ from tools.errors import BadProviderResponse, ProviderUnavailable, RateLimited
 from tools.providers.autodev import AutodevVinDecoder
 from tools.providers.base import DecodeRequest
 from tools.providers.fallback import FallbackVinDecoder
-from tools.providers.nhtsa import NhtsaVinDecoder, parse_retry_after
+from tools.providers.http import parse_retry_after
+from tools.providers.nhtsa import NhtsaVinDecoder
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import AutodevSettings, NhtsaSettings
 

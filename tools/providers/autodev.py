@@ -39,7 +39,7 @@ import httpx
 from tools.domain.vehicle import DecodedVehicle, DecodeIssue, DecodeSource, Plant, RawValue, Transmission
 from tools.errors import BadProviderResponse, ProviderError
 from tools.providers.base import DecodeRequest
-from tools.providers.nhtsa import DEFAULT_MAX_RETRY_AFTER_S, RetryPolicy, send_with_retries
+from tools.providers.http import DEFAULT_MAX_RETRY_AFTER_S, RetryPolicy, send_with_retries
 from tools.settings import AutodevSettings
 
 logger = logging.getLogger(__name__)

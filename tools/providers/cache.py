@@ -95,13 +95,10 @@ def decode_key(provider: str, request: DecodeRequest) -> str:
     return f"vin:{DECODE_KEY_VERSION}:{provider}:{request.vin.value}:{request.year or '-'}"
 
 
-class CachedVinDecoder:
-    """Serve decodes from a fast cache (Redis) in front of `inner`."""
+class _LookAsideDecoder:
+    """Answer from a store in front of `inner`; decode only the misses, in one call, and keep them."""
 
-    def __init__(self, inner: VinDecoder, cache: Cache, *, ttl: timedelta) -> None:
-        self.inner = inner
-        self.cache = cache
-        self.ttl = ttl
+    inner: VinDecoder
 
     @property
     def name(self) -> str:
@@ -109,27 +106,52 @@ class CachedVinDecoder:
         return self.inner.name
 
     async def decode(self, request: DecodeRequest) -> DecodedVehicle:
-        """Return the cached decode, or decode and cache it."""
+        """Return the kept decode, or decode and keep it."""
         return (await self.decode_many([request]))[0]
 
     async def decode_many(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle]:
-        """Decode the misses in one call to `inner`, then cache them."""
-        keys = [decode_key(self.name, r) for r in requests]
-        cached = await self.cache.get_many(keys)
-        results = [
-            None if raw is None else _read_cached(key, raw) for key, raw in zip(keys, cached, strict=True)
-        ]
+        """Decode the misses in one call to `inner`, then keep them (fallback answers excepted)."""
+        results = await self._load(requests)
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
             fresh = await self.inner.decode_many([requests[i] for i in missing])
+            keep: list[tuple[DecodeRequest, DecodedVehicle]] = []
             for i, vehicle in zip(missing, fresh, strict=True):
                 results[i] = vehicle
                 if not vehicle.source.fallback:
-                    await self.cache.set(keys[i], vehicle.model_dump_json(), ttl=self.ttl)
+                    keep.append((requests[i], vehicle))
+            if keep:
+                await self._save(keep)
         return [r for r in results if r is not None]
 
+    async def _load(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle | None]:
+        raise NotImplementedError
 
-class DurableVinDecoder:
+    async def _save(self, decoded: Sequence[tuple[DecodeRequest, DecodedVehicle]]) -> None:
+        raise NotImplementedError
+
+
+class CachedVinDecoder(_LookAsideDecoder):
+    """Serve decodes from a fast cache (Redis) in front of `inner`."""
+
+    def __init__(self, inner: VinDecoder, cache: Cache, *, ttl: timedelta) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.ttl = ttl
+
+    async def _load(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle | None]:
+        keys = [decode_key(self.name, r) for r in requests]
+        cached = await self.cache.get_many(keys)
+        return [
+            None if raw is None else _read_cached(key, raw) for key, raw in zip(keys, cached, strict=True)
+        ]
+
+    async def _save(self, decoded: Sequence[tuple[DecodeRequest, DecodedVehicle]]) -> None:
+        for request, vehicle in decoded:
+            await self.cache.set(decode_key(self.name, request), vehicle.model_dump_json(), ttl=self.ttl)
+
+
+class DurableVinDecoder(_LookAsideDecoder):
     """Keep decodes in PostgreSQL (`vin_cache`) behind the fast cache.
 
     Redis may be flushed or evicted; remote calls cost quota and time, so their
@@ -140,36 +162,19 @@ class DurableVinDecoder:
         self.inner = inner
         self.store = store
 
-    @property
-    def name(self) -> str:
-        """The wrapped decoder's name."""
-        return self.inner.name
-
-    async def decode(self, request: DecodeRequest) -> DecodedVehicle:
-        """Return the stored decode, or decode and store it."""
-        return (await self.decode_many([request]))[0]
-
-    async def decode_many(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle]:
-        """Decode what the store lacks in one call to `inner`, then store it."""
+    async def _load(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle | None]:
         try:
-            results = await self.store.load(self.name, requests)
+            stored = await self.store.load(self.name, requests)
         except ProviderError as e:
             logger.warning("could not read the durable cache (%s); decoding afresh", e.code)
-            results = [None] * len(requests)
-        results = [None if r is None else _mark_cached(r) for r in results]
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            fresh = await self.inner.decode_many([requests[i] for i in missing])
-            to_store = []
-            for i, vehicle in zip(missing, fresh, strict=True):
-                results[i] = vehicle
-                if not vehicle.source.fallback:
-                    to_store.append((requests[i], vehicle))
-            try:
-                await self.store.save(self.name, to_store)
-            except ProviderError:
-                logger.warning("could not store %d decodes in the durable cache", len(to_store))
-        return [r for r in results if r is not None]
+            return [None] * len(requests)
+        return [None if r is None else _mark_cached(r) for r in stored]
+
+    async def _save(self, decoded: Sequence[tuple[DecodeRequest, DecodedVehicle]]) -> None:
+        try:
+            await self.store.save(self.name, decoded)
+        except ProviderError:
+            logger.warning("could not store %d decodes in the durable cache", len(decoded))
 
 
 def _read_cached(key: str, raw: str) -> DecodedVehicle | None:
