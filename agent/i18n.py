@@ -630,6 +630,12 @@ MESSAGES: Final[Mapping[str, Mapping[Language, str]]] = {
         "fr": "Vous n'avez encore consulté aucun VIN.",
         "de": "Du hast noch keine VIN nachgeschlagen.",
     },
+    "history.own_only": {
+        "en": "I can only show your own look-ups.",
+        "es": "Solo puedo mostrarte tus propias consultas.",
+        "fr": "Je peux seulement vous montrer vos propres recherches.",
+        "de": "Ich kann dir nur deine eigenen Suchen zeigen.",
+    },
     "history.header": {
         "en": "Your most recent look-ups:",
         "es": "Tus consultas más recientes:",
@@ -649,6 +655,44 @@ MESSAGES: Final[Mapping[str, Mapping[Language, str]]] = {
         "de": "{date}: {vin} (nicht entschlüsselbar)",
     },
     # ------------------------------------------------------------ follow-up facts
+    "follow_up.which": {
+        "en": (
+            "I decoded {count} vehicles: {vehicles}. Which one do you mean? For example: what year is the "
+            "first one?"
+        ),
+        "es": (
+            "Decodifiqué {count} vehículos: {vehicles}. ¿Cuál de ellos? Por ejemplo: ¿de qué año es el "
+            "primero?"
+        ),
+        "fr": (
+            "J'ai décodé {count} véhicules : {vehicles}. Lequel voulez-vous dire ? Par exemple : de quelle "
+            "année est le premier ?"
+        ),
+        "de": (
+            "Ich habe {count} Fahrzeuge entschlüsselt: {vehicles}. Welches meinst du? Zum Beispiel: Welches "
+            "Baujahr hat das erste?"
+        ),
+    },
+    "follow_up.out_of_range.one": {
+        "en": "My last decode had only {count} vehicle, so there is no number {position}.",
+        "es": "Mi última decodificación tenía solo {count} vehículo, así que no hay un número {position}.",
+        "fr": "Mon dernier décodage ne comptait qu'{count} véhicule : il n'y a pas de numéro {position}.",
+        "de": "Meine letzte Entschlüsselung hatte nur {count} Fahrzeug, eine Nummer {position} gibt es also "
+        "nicht.",
+    },
+    "follow_up.out_of_range.other": {
+        "en": "My last decode had only {count} vehicles, so there is no number {position}.",
+        "es": "Mi última decodificación tenía solo {count} vehículos, así que no hay un número {position}.",
+        "fr": "Mon dernier décodage ne comptait que {count} véhicules : il n'y a pas de numéro {position}.",
+        "de": "Meine letzte Entschlüsselung hatte nur {count} Fahrzeuge, eine Nummer {position} gibt es "
+        "also nicht.",
+    },
+    "follow_up.not_decoded": {
+        "en": "I couldn't decode {vin}, so I have no details about that one.",
+        "es": "No pude decodificar {vin}, así que no tengo datos de ese.",
+        "fr": "Je n'ai pas pu décoder {vin} : je n'ai donc aucune information sur celui-là.",
+        "de": "{vin} konnte ich nicht entschlüsseln, daher habe ich dazu keine Angaben.",
+    },
     "fact.year": {
         "en": "The {vehicle} is model year {year}.",
         "es": "El {vehicle} es del año modelo {year}.",
@@ -855,6 +899,65 @@ MESSAGES: Final[Mapping[str, Mapping[Language, str]]] = {
     "country.spain": {"en": "Spain", "es": "España", "fr": "Espagne", "de": "Spanien"},
     "country.sweden": {"en": "Sweden", "es": "Suecia", "fr": "Suède", "de": "Schweden"},
     "country.brazil": {"en": "Brazil", "es": "Brasil", "fr": "Brésil", "de": "Brasilien"},
+    "country.england": {"en": "England", "es": "Inglaterra", "fr": "Angleterre", "de": "England"},
+    "country.scotland": {"en": "Scotland", "es": "Escocia", "fr": "Écosse", "de": "Schottland"},
+    "country.northern_ireland": {
+        "en": "Northern Ireland",
+        "es": "Irlanda del Norte",
+        "fr": "Irlande du Nord",
+        "de": "Nordirland",
+    },
+    "country.slovakia": {"en": "Slovakia", "es": "Eslovaquia", "fr": "Slovaquie", "de": "Slowakei"},
+    "country.belgium": {"en": "Belgium", "es": "Bélgica", "fr": "Belgique", "de": "Belgien"},
+    "country.hungary": {"en": "Hungary", "es": "Hungría", "fr": "Hongrie", "de": "Ungarn"},
+    "country.austria": {"en": "Austria", "es": "Austria", "fr": "Autriche", "de": "Österreich"},
+    "country.finland": {"en": "Finland", "es": "Finlandia", "fr": "Finlande", "de": "Finnland"},
+    "country.netherlands": {
+        "en": "Netherlands",
+        "es": "Países Bajos",
+        "fr": "Pays-Bas",
+        "de": "Niederlande",
+    },
+    "country.czech_republic": {
+        "en": "Czech Republic",
+        "es": "República Checa",
+        "fr": "République tchèque",
+        "de": "Tschechien",
+    },
+    "country.poland": {"en": "Poland", "es": "Polonia", "fr": "Pologne", "de": "Polen"},
+    "country.portugal": {"en": "Portugal", "es": "Portugal", "fr": "Portugal", "de": "Portugal"},
+    "country.slovenia": {"en": "Slovenia", "es": "Eslovenia", "fr": "Slovénie", "de": "Slowenien"},
+    "country.serbia": {"en": "Serbia", "es": "Serbia", "fr": "Serbie", "de": "Serbien"},
+    "country.romania": {"en": "Romania", "es": "Rumanía", "fr": "Roumanie", "de": "Rumänien"},
+    "country.russia": {"en": "Russia", "es": "Rusia", "fr": "Russie", "de": "Russland"},
+    "country.turkey": {"en": "Turkey", "es": "Turquía", "fr": "Turquie", "de": "Türkei"},
+    "country.denmark": {"en": "Denmark", "es": "Dinamarca", "fr": "Danemark", "de": "Dänemark"},
+    "country.norway": {"en": "Norway", "es": "Noruega", "fr": "Norvège", "de": "Norwegen"},
+    "country.switzerland": {"en": "Switzerland", "es": "Suiza", "fr": "Suisse", "de": "Schweiz"},
+    "country.south_africa": {
+        "en": "South Africa",
+        "es": "Sudáfrica",
+        "fr": "Afrique du Sud",
+        "de": "Südafrika",
+    },
+    "country.egypt": {"en": "Egypt", "es": "Egipto", "fr": "Égypte", "de": "Ägypten"},
+    "country.morocco": {"en": "Morocco", "es": "Marruecos", "fr": "Maroc", "de": "Marokko"},
+    "country.india": {"en": "India", "es": "India", "fr": "Inde", "de": "Indien"},
+    "country.thailand": {"en": "Thailand", "es": "Tailandia", "fr": "Thaïlande", "de": "Thailand"},
+    "country.taiwan": {"en": "Taiwan", "es": "Taiwán", "fr": "Taïwan", "de": "Taiwan"},
+    "country.indonesia": {"en": "Indonesia", "es": "Indonesia", "fr": "Indonésie", "de": "Indonesien"},
+    "country.malaysia": {"en": "Malaysia", "es": "Malasia", "fr": "Malaisie", "de": "Malaysia"},
+    "country.vietnam": {"en": "Vietnam", "es": "Vietnam", "fr": "Viêt Nam", "de": "Vietnam"},
+    "country.philippines": {
+        "en": "Philippines",
+        "es": "Filipinas",
+        "fr": "Philippines",
+        "de": "Philippinen",
+    },
+    "country.australia": {"en": "Australia", "es": "Australia", "fr": "Australie", "de": "Australien"},
+    "country.argentina": {"en": "Argentina", "es": "Argentina", "fr": "Argentine", "de": "Argentinien"},
+    "country.colombia": {"en": "Colombia", "es": "Colombia", "fr": "Colombie", "de": "Kolumbien"},
+    "country.venezuela": {"en": "Venezuela", "es": "Venezuela", "fr": "Venezuela", "de": "Venezuela"},
     # ------------------------------------------------------------ lists
     "list.and": {"en": " and ", "es": " y ", "fr": " et ", "de": " und "},
     "list.or": {"en": " or ", "es": " o ", "fr": " ou ", "de": " oder "},

@@ -31,7 +31,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,6 +60,8 @@ PLANNER_NAME: Final = "offline"
 MAX_VINS_PER_TOOL_CALL: Final = 20
 EXAMPLE_VIN: Final = "1HGCM82633A004352"
 DEFAULT_HISTORY_LIMIT: Final = 10
+# The focus of a history request that names other users (`PlannerDecision.focus`).
+OTHER_USERS_FOCUS: Final = "other_users"
 
 DECODE_VIN: Final = "decode_vin"
 DECODE_VINS: Final = "decode_vins"
@@ -81,6 +83,7 @@ class PlannerDecision:
         tool_calls: The calls to make (ids `call_<n>`); empty when `reply` is the answer.
         reply: The final answer when no tool is needed.
         focus: What the user asked about (`year`, `engine`, ...), in order; empty for "everything".
+            A history request that names other users has the focus `other_users`.
     """
 
     intent: str
@@ -156,11 +159,15 @@ def _words(spec: str) -> frozenset[str]:
 
 
 def _phrases(*specs: str) -> tuple[str, ...]:
-    """Fold phrases into the `MessageText.phrase_text` form (" w1 w2 ")."""
+    """Fold phrases into the `MessageText.phrase_text` form (" w1 w2 ").
+
+    A phrase ending in `*` matches any ending of its last word (`ai-je consult*`
+    matches "ai-je consulté" and "ai-je consultées").
+    """
     result = []
     for spec in specs:
         parts = [p for token in _WORD.findall(_fold(spec)) for p in _SEPARATOR.split(token) if p]
-        result.append(" " + " ".join(parts) + " ")
+        result.append(" " + " ".join(parts) + ("" if spec.endswith("*") else " "))
     return tuple(result)
 
 
@@ -197,32 +204,38 @@ _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
         "el los las del una y qué coche carro vehículo año años mi mis su este esta ese esa eso cuál cuáles "
         "dónde cuántas cuántos cuánto cómo quién fue fabricado fabricada construido construida hecho tiene "
         "puertas caballos potencia consumo gasolina búsquedas busqué buscado consulté historial puedes hacer "
-        "ayuda eres por favor para con sobre también muchas decodifica decodificar dime muestra muéstrame "
+        "ayuda eres por favor para con sobre también muchas dime muestra muéstrame "
         "lo al muy es cual donde cuantas cuantos cuanto como quien hay tal está estas sabes vale "
-        "perfecto entendido",
-        "hola gracias adiós buenos buenas",
+        "perfecto entendido consultado consultados consultas",
+        # Commands count as much as a greeting: "decodifica <VIN>" is all some messages say.
+        "hola gracias adiós buenos buenas decodifica decodificar decodifícame descifra descifrar",
     ),
     "fr": (
         "le les une et est ce cette cet mon ma mes ton ta tes quel quelle quels quelles où voiture "
         "véhicule année moteur combien portes puissance chevaux historique recherches cherché recherché "
         "consulté peux pouvez faire vous êtes aide revoir bonsoir elle il été construite construit fabriquée "
-        "fabriqué je ai avec pour sur quoi consommation essence décoder décodez dis montre montrez suis "
+        "fabriqué je ai avec pour sur quoi consommation essence décoder dis montre montrez suis "
         "plaît sont au aux qu ça voici qui rappel rappels parfait compris d'accord c'est s'il j'ai qu'est",
-        "bonjour merci salut",
+        "bonjour merci salut décodez",
     ),
     "de": (
         "der die das den dem ein eine einen einem mein meine meinen ist sind welches welcher welche wie viel "
         "viele wo wurde gebaut hergestellt jahr baujahr türen leistung ps verlauf suchen suche gesucht "
         "nachgeschlagen kannst können sie wer bist hilfe und mit für auf nicht ich habe hat zeig zeige mir "
-        "mich dir dekodiere dekodieren entschlüssele entschlüsseln fahrzeug wagen getriebe antrieb allrad "
-        "verbrauch reichweite gibt alt kostet er kommt woher alles klar verstanden prima",
-        "hallo danke tschüss bitte servus guten",
+        "mich dir fahrzeug wagen getriebe antrieb allrad "
+        "verbrauch reichweite gibt alt kostet er kommt woher alles klar verstanden prima suchverlauf",
+        "hallo danke tschüss bitte servus guten dekodiere dekodieren entschlüssele entschlüssle "
+        "entschlüsseln",
     ),
 }
 _STRONG_WEIGHT: Final = 3.0
 # "es" is Spanish but also German ("ist es"): weigh it lightly.
 _LIGHT_WORDS: Final = {"es": 0.5}
 _LANGUAGE_CHARS: Final[Mapping[Language, str]] = {"es": "ñ¿¡áíóú", "fr": "àâçèêëîïôùûœ", "de": "äöüß"}
+# Words that only their accent tells apart: "décode" is a French command, "decode" an English one.
+_ACCENTED_WORDS: Final[Mapping[str, tuple[Language, float]]] = {
+    word: ("fr", _STRONG_WEIGHT) for word in ("décode", "décoder", "décodez", "décodes", "décodé")
+}
 _MAX_CHAR_BONUS: Final = 3.0
 
 
@@ -264,6 +277,10 @@ def _detect(text: MessageText) -> Language | None:
         if hit is not None:
             scores[hit[0]] += hit[1]
     lowered = text.raw.lower()
+    if not lowered.isascii():
+        for match in _WORD.finditer(lowered):
+            if accented := _ACCENTED_WORDS.get(match.group()):
+                scores[accented[0]] += accented[1]
     for lang, chars in _LANGUAGE_CHARS.items():
         bonus = sum(lowered.count(ch) for ch in chars)
         scores[lang] += min(float(bonus), _MAX_CHAR_BONUS)
@@ -412,18 +429,27 @@ class Turn:
     Attributes:
         text: The user's message.
         language: The language to answer in.
-        vehicle: The most recent successful `decode_vin` in the conversation, if any.
+        decoded: The vehicles of the most recent decode (`decode_vin` or `decode_vins`) that
+            found at least one valid vehicle, in the order the VINs were written; a VIN that
+            could not be decoded keeps its place as an invalid entry.
         next_call: The number for the next tool call id (`call_<n>`), unique in the conversation.
         results: This turn's tool results (empty while planning).
         answered: The turn already made tool calls: answer from the results, never plan again.
+        previous: The user's message before this one ("and the second?" asks again what it asked).
     """
 
     text: MessageText
     language: Language
-    vehicle: VehicleFacts | None
+    decoded: tuple[VehicleFacts, ...]
     next_call: int
     results: tuple[ToolResult, ...]
     answered: bool
+    previous: str | None = None
+
+    @property
+    def vehicles(self) -> tuple[VehicleFacts, ...]:
+        """The valid vehicles of `decoded`: what a follow-up can be about."""
+        return tuple(v for v in self.decoded if v.valid)
 
 
 def _message_text(message: BaseMessage) -> str:
@@ -456,12 +482,10 @@ def _read_turn(messages: Sequence[BaseMessage]) -> Turn | None:
     if last_human is None:
         return None
     text = MessageText.of(_message_text(messages[last_human]))
+    earlier = [_message_text(m) for m in reversed(messages[:last_human]) if isinstance(m, HumanMessage)]
     language = _detect(text) or _system_language(messages)
     if language is None:
-        for message in reversed(messages[:last_human]):
-            if isinstance(message, HumanMessage) and (earlier := detect_language(_message_text(message))):
-                language = earlier
-                break
+        language = next((found for said in earlier if (found := detect_language(said))), None)
     calls: dict[str, ToolCall] = {}
     call_count = 0
     for message in messages:
@@ -473,10 +497,11 @@ def _read_turn(messages: Sequence[BaseMessage]) -> Turn | None:
     return Turn(
         text=text,
         language=language or "en",
-        vehicle=_last_vehicle(messages, calls),
+        decoded=_last_decoded(messages, calls),
         next_call=call_count + 1,
         results=results,
         answered=answered or bool(results),
+        previous=earlier[0] if earlier else None,
     )
 
 
@@ -487,17 +512,30 @@ def _tool_result(message: ToolMessage, calls: Mapping[str, ToolCall]) -> ToolRes
     return ToolResult(name, dict(call["args"]) if call else {}, content, _parse_object(content))
 
 
-def _last_vehicle(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]) -> VehicleFacts | None:
+def _last_decoded(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]) -> tuple[VehicleFacts, ...]:
+    """Return the rows of the most recent decode that found a valid vehicle (see `Turn.decoded`)."""
     for message in reversed(messages):
         if not isinstance(message, ToolMessage):
             continue
         result = _tool_result(message, calls)
-        if result.name != DECODE_VIN or result.data is None or "error" in result.data:
+        if result.data is None or "error" in result.data:
             continue
-        facts = VehicleFacts.from_summary(result.data)
-        if facts.valid:
-            return facts
-    return None
+        if result.name == DECODE_VIN:
+            rows: tuple[VehicleFacts, ...] = (VehicleFacts.from_summary(result.data),)
+        elif result.name == DECODE_VINS:
+            rows = tuple(_row_facts(row) for row in _list_of_objects(result.data, "results"))
+        else:
+            continue
+        if any(row.valid for row in rows):
+            return rows
+    return ()
+
+
+def _row_facts(row: Mapping[str, object]) -> VehicleFacts:
+    """Read one row of a `decode_vins` result; an error row is an invalid vehicle."""
+    if "error" in row:
+        return VehicleFacts(vin=_text_value(row, "input") or "?", valid=False)
+    return VehicleFacts.from_summary(row)
 
 
 # ---------------------------------------------------------------- VINs in a message
@@ -560,27 +598,54 @@ def _stated_year(text: MessageText) -> int | None:
     return None
 
 
-_HISTORY_LIMIT = re.compile(
-    r"\b(?:last|latest|recent|past|últimas|últimos|ultimas|ultimos|dernières|derniers|dernieres|letzten) "
-    r"(\d{1,2})\b"
+# Matched against `MessageText.phrase_text` (folded: no accents, single spaces).
+_RECENT = (
+    r"(?:last|latest|recent|past|most recent|ultimas|ultimos|ultima|ultimo|dernieres|derniers|derniere|"
+    r"dernier|letzten|letzte)"
+)
+_HISTORY_LIMIT = re.compile(rf" {_RECENT} (\d{{1,2}}) | (\d{{1,2}}) {_RECENT} ")
+# "my last 2 searches", "mes 3 dernières recherches", "meine letzten Suchen": recent look-ups.
+_RECENT_LOOKUPS = re.compile(
+    rf" {_RECENT}(?: \d{{1,2}})? (?:lookups?|look ups?|searches|search|decodes|vins|busquedas?|consultas?|"
+    r"recherches?|consultations?|suchen|suche|abfragen) "
+    # "VIN" is also the plural in Spanish and French ("mes 3 derniers VIN"), but "the last VIN" is one.
+    r"| (?:ultimos|dernieres|derniers)(?: \d{1,2})? vin "
 )
 
 
 def _history_limit(text: MessageText) -> int:
-    match = _HISTORY_LIMIT.search(text.flat)
+    match = _HISTORY_LIMIT.search(text.phrase_text)
     if match is None:
         return DEFAULT_HISTORY_LIMIT
-    return min(max(int(match.group(1)), 1), 50)
+    return min(max(int(match.group(1) or match.group(2)), 1), 50)
 
 
 # ---------------------------------------------------------------- cues
 
 _HISTORY = _cue(
-    "history historial historique verlauf historie lookups búsquedas recherches",
+    "history historial historique verlauf historie lookups búsquedas recherches suchverlauf suchverläufe "
+    "suchhistorie",
     "look ups|my searches|what did i|which cars did i|which vins did i|did i look|did i check|did i decode|"
-    "did i search|have i looked|have i checked|mis búsquedas|qué he buscado|qué busqué|qué consulté|"
-    "mes recherches|qu'ai-je|j'ai cherché|j'ai consulté|j'ai recherché|meine suchen|meine suche|"
-    "was habe ich|welche autos habe ich|welche vins habe ich",
+    "did i search|have i looked|have i checked|have i decoded|have i searched|mis búsquedas|mis consultas|"
+    "qué he buscado|qué busqué|qué consulté|he consultado|he buscado|he decodificado|he mirado|he revisado|"
+    "mes recherches|qu'ai-je|ai-je consult*|ai-je cherch*|ai-je recherch*|ai-je décod*|ai-je regard*|"
+    "j'ai cherch*|j'ai consult*|j'ai recherch*|meine suchen|meine suche|meine letzten|meine abfragen|"
+    "was habe ich|welche autos habe ich|welche vins habe ich|habe ich nachgeschlagen|habe ich gesucht",
+)
+# The asker's VINs as a list ("list my VINs", "los VIN de todos los usuarios"): the history tool,
+# which only ever returns the asker's own look-ups.
+_VIN_PLURAL = _cue("vins", "los vin|mis vin|tus vin|les vin|mes vin|vos vin|des vin|die vin|meine vin")
+# Whose VINs: "my VINs", "all the VINs" (a bare "show me how VINs work" is not a history request).
+_OWNER_OR_ALL = _cue("my mine all every mis todos todas mes tous toutes meine alle aller")
+_DECODE_COMMAND = _cue(
+    "decode decodifica decodificar decodifícame descifra descifrar décode décoder décodez dekodiere "
+    "dekodieren entschlüssele entschlüssle entschlüsseln"
+)
+# Someone other than the asker: the answer then says it only shows the asker's own look-ups.
+_OTHER_USERS = _cue(
+    "user users user's users' everyone everyone's everybody everybody's others someone someone's "
+    "usuario usuarios demás utilisateur utilisateurs autres nutzer nutzern benutzer benutzern anderen",
+    "other people|someone else|somebody else|otros usuarios|d'autres",
 )
 _BULK = _cue(
     "bulk batch job jobs fleet csv xlsx upload uploaded spreadsheet lote lotes masivo archivo fichier "
@@ -595,8 +660,8 @@ _EXPLAIN_VIN = _cue(
     "où se trouve le vin|wo finde ich die vin|wo ist die vin|wo steht die vin",
 )
 _DECODE_WORDS = _cue(
-    "vin vins decode decodifica decodificar decodifícame décode décoder décodez dekodiere dekodieren "
-    "entschlüssele entschlüsseln",
+    "vin vins decode decodifica decodificar decodifícame descifra descifrar décode décoder décodez "
+    "dekodiere dekodieren entschlüssele entschlüssle entschlüsseln",
     "look up this",
 )
 _HELP = _cue(
@@ -647,7 +712,11 @@ _TOPICS: Final[tuple[tuple[str, _Cue], ...]] = (
     ),
     (
         "towing",
-        _cue("tow tows towing remolque remolcar arrastre remorquage remorquer tracter anhängelast zuglast"),
+        _cue(
+            "tow tows towing haul hauling remolque remolcar remolca arrastre arrastrar remorquage remorquer "
+            "remorque tracter tracte anhängelast anhängerlast zuglast ziehen zieht anhänger schleppen",
+            "can it pull|can it haul|how much can it pull|peut tirer|peut il tirer|peut elle tirer",
+        ),
     ),
     (
         "recalls",
@@ -692,7 +761,8 @@ _FIELDS: Final[tuple[tuple[str, _Cue], ...]] = (
         "plant",
         _cue(
             "built assembled manufactured plant factory assembly fabricado fabricada construido construida "
-            "ensamblado ensamblada planta fábrica usine construite construit fabriquée fabriqué assemblée "
+            "ensamblado ensamblada fabricó fabricaron construyó construyeron ensambló ensamblaron planta "
+            "fábrica usine construite construit fabriquée fabriqué assemblée "
             "assemblé gebaut hergestellt montiert werk fabrik produziert woher",
             "made in|where was it made|where is it made|where is it from|where's it from|de dónde es|"
             "d'où vient|wo kommt",
@@ -788,19 +858,79 @@ def _own_names(vehicle: VehicleFacts) -> frozenset[str]:
     return frozenset(names)
 
 
-def _other_vehicle(text: MessageText, vehicle: VehicleFacts | None) -> bool:
-    """Tell whether `text` names a vehicle (make, model or year) other than the last decoded one."""
+def _named(text: MessageText, vehicle: VehicleFacts) -> bool:
+    """Tell whether `text` names `vehicle` by a well-known make or model ("the Accord")."""
+    return not text.bag.isdisjoint(_VEHICLE_NAMES & _own_names(vehicle))
+
+
+def _other_vehicle(text: MessageText, vehicles: Sequence[VehicleFacts]) -> bool:
+    """Tell whether `text` names a vehicle (make, model or year) other than the decoded ones."""
     named = text.bag & _VEHICLE_NAMES
-    if vehicle is None:
-        return bool(named) or _mentions_year(text, None)
-    return bool(named - _own_names(vehicle)) or _mentions_year(text, vehicle.model_year)
+    own: set[str] = set()
+    for vehicle in vehicles:
+        own |= _own_names(vehicle)
+    return bool(named - own) or _mentions_year(text, {v.model_year for v in vehicles})
 
 
 _ANY_YEAR = re.compile(r"\b(19[89]\d|20[0-4]\d)\b")
 
 
-def _mentions_year(text: MessageText, own_year: int | None) -> bool:
-    return any(int(m.group(1)) != own_year for m in _ANY_YEAR.finditer(text.flat))
+def _mentions_year(text: MessageText, own_years: Collection[int | None] = ()) -> bool:
+    return any(int(m.group(1)) not in own_years for m in _ANY_YEAR.finditer(text.flat))
+
+
+# "the second one", "el último", "la première", "der zweite": a position in the last decode.
+_ORDINAL_SPECS: Final = (
+    "first 1st primero primera primer premier première erste ersten erster erstes",
+    "second 2nd segundo segunda deuxième seconde zweite zweiten zweiter zweites",
+    "third 3rd tercero tercera tercer troisième dritte dritten dritter drittes",
+    "fourth 4th cuarto cuarta quatrième vierte vierten vierter viertes",
+    "fifth 5th quinto quinta cinquième fünfte fünften fünfter fünftes",
+)
+_LAST_SPEC: Final = "last último última dernier dernière letzte letzten letzter letztes"
+_ORDINALS: Final[Mapping[str, int]] = {
+    **{word: index for index, spec in enumerate(_ORDINAL_SPECS) for word in _words(spec)},
+    **dict.fromkeys(_words(_LAST_SPEC), -1),
+}
+_ORDINAL_WORDS: Final = frozenset(_ORDINALS)
+_NUMBERED = re.compile(r"(?:#|\b(?:number|nr|numero|número|numéro|nummer|nº|n°)\.? ?)(\d{1,2})\b")
+# A message that only points ("and the second?") is short; a long one mentioning "first" is about
+# something else.
+_MAX_POINTER_WORDS: Final = 8
+
+
+def _pointer(text: MessageText) -> int | None:
+    """Return the position a message points at (0-based; -1 is the last), if any."""
+    if match := _NUMBERED.search(text.flat):
+        return max(int(match.group(1)), 1) - 1
+    if text.bag.isdisjoint(_ORDINAL_WORDS):
+        return None
+    return next(_ORDINALS[word] for word in text.words if word in _ORDINALS)
+
+
+def _referent(turn: Turn, pointer: int | None) -> VehicleFacts | str | None:
+    """Pick the decoded vehicle a follow-up is about.
+
+    Returns:
+        The vehicle; or the reply to give when the message points at none (a position
+        past the end, a VIN that could not be decoded, several candidates); or None when
+        nothing was decoded.
+    """
+    rows, valid, lang = turn.decoded, turn.vehicles, turn.language
+    if not valid:
+        return None
+    if pointer is not None:
+        if pointer >= len(rows):
+            return t_count("follow_up.out_of_range", lang, len(rows), position=pointer + 1)
+        chosen = rows[pointer]
+        return chosen if chosen.valid else t("follow_up.not_decoded", lang, vin=chosen.vin)
+    named = [v for v in valid if _named(turn.text, v)]
+    if len(named) == 1:
+        return named[0]
+    if len(valid) == 1:
+        return valid[0]
+    listed = ", ".join(f"({i}) {_name(v, lang)}" for i, v in enumerate(rows, start=1) if v.valid)
+    return t("follow_up.which", lang, count=len(valid), vehicles=listed)
 
 
 def _fields(text: MessageText) -> tuple[str, ...]:
@@ -854,10 +984,20 @@ def _vins_rule(turn: Turn) -> PlannerDecision | None:
     return _call(turn, DECODE_VIN, DECODE_VIN, args, focus=_fields(turn.text))
 
 
+def _asks_history(text: MessageText) -> bool:
+    if _HISTORY.found_in(text) or _RECENT_LOOKUPS.search(text.phrase_text):
+        return True
+    if not _VIN_PLURAL.found_in(text) or _DECODE_COMMAND.found_in(text):
+        return False  # "decode these VINs" without the VINs asks for them, not for the history
+    return _OWNER_OR_ALL.found_in(text) or _OTHER_USERS.found_in(text)
+
+
 def _history_rule(turn: Turn) -> PlannerDecision | None:
-    if not _HISTORY.found_in(turn.text):
+    if not _asks_history(turn.text):
         return None
-    return _call(turn, "history", GET_VIN_HISTORY, {"limit": _history_limit(turn.text)})
+    # The tool only ever returns the asker's own look-ups; the answer says so when another user was named.
+    focus = (OTHER_USERS_FOCUS,) if _OTHER_USERS.found_in(turn.text) else ()
+    return _call(turn, "history", GET_VIN_HISTORY, {"limit": _history_limit(turn.text)}, focus=focus)
 
 
 def _explain_vin_rule(turn: Turn) -> PlannerDecision | None:
@@ -874,22 +1014,39 @@ def _topic_rule(turn: Turn) -> PlannerDecision | None:
         return None
     lang = turn.language
     topic_text = t(f"topic.{topic}", lang)
-    vehicle = turn.vehicle
-    names_vehicles = bool(turn.text.bag & _VEHICLE_NAMES) or _mentions_year(turn.text, None)
+    referent = _referent(turn, _pointer(turn.text))
+    vehicle = referent if isinstance(referent, VehicleFacts) else None
+    names_vehicles = bool(turn.text.bag & _VEHICLE_NAMES) or _mentions_year(turn.text)
     if topic == "compare" and not names_vehicles:
         # "AWD vs 4WD?" is general knowledge, not a comparison of two vehicles.
         text = t("unsupported.general", lang, capabilities=_capabilities(lang))
-    elif topic not in ("bulk", "compare") and vehicle is not None and not _other_vehicle(turn.text, vehicle):
+    elif (
+        topic not in ("bulk", "compare")
+        and vehicle is not None
+        and not _other_vehicle(turn.text, turn.vehicles)
+    ):
         text = t("unsupported.topic_vehicle", lang, topic=topic_text, vehicle=_name(vehicle, lang))
     else:
         text = t("unsupported.topic", lang, topic=topic_text, capabilities=_capabilities(lang))
     return _reply(turn, "unsupported", text, confident=False)
 
 
+def _points_only(turn: Turn, pointer: int | None) -> bool:
+    """Tell whether a message without a field picks a decoded vehicle ("and the second?", "the Fusion?")."""
+    text = turn.text
+    if len(text.words) > _MAX_POINTER_WORDS or _THANKS.found_in(text) or _BYE.found_in(text):
+        return False
+    if pointer is not None:
+        return True
+    vehicles = turn.vehicles
+    return len(vehicles) > 1 and any(_named(text, v) for v in vehicles)
+
+
 def _follow_up_rule(turn: Turn) -> PlannerDecision | None:
     fields = _fields(turn.text)
-    named_other = _other_vehicle(turn.text, turn.vehicle)
-    if not fields:
+    pointer = _pointer(turn.text) if turn.decoded else None
+    named_other = _other_vehicle(turn.text, turn.vehicles)
+    if not fields and not _points_only(turn, pointer):
         if named_other and turn.text.bag & _VEHICLE_NAMES:
             text = t("unsupported.specs", turn.language, example_vin=EXAMPLE_VIN)
             return _reply(turn, "unsupported", text, confident=False)
@@ -897,11 +1054,17 @@ def _follow_up_rule(turn: Turn) -> PlannerDecision | None:
     if named_other:
         text = t("unsupported.specs", turn.language, example_vin=EXAMPLE_VIN)
         return _reply(turn, "unsupported", text, confident=False)
-    if turn.vehicle is None:
+    referent = _referent(turn, pointer)
+    if referent is None:
         return _reply(
             turn, "follow_up", t("no_vehicle", turn.language, example_vin=EXAMPLE_VIN), confident=False
         )
-    text = " ".join(_facts(turn.vehicle, fields, turn.language))
+    if isinstance(referent, str):
+        return _reply(turn, "follow_up", referent, confident=False)
+    if not fields:
+        # "What year is the first one?" then "and the second?": the same question again.
+        fields = (_fields(MessageText.of(turn.previous)) if turn.previous else ()) or ("summary",)
+    text = " ".join(_facts(referent, fields, turn.language))
     return _reply(turn, "follow_up", text, confident=len(turn.text.words) <= 12)
 
 
@@ -1072,25 +1235,59 @@ _TRANSMISSION_KEYS: Final = (
     ("automatic", "trans.automatic"),
     ("manual", "trans.manual"),
 )
-_COUNTRY_KEYS: Final = {
-    "UNITED STATES (USA)": "country.united_states",
-    "UNITED STATES": "country.united_states",
-    "USA": "country.united_states",
-    "CANADA": "country.canada",
-    "MEXICO": "country.mexico",
-    "GERMANY": "country.germany",
-    "JAPAN": "country.japan",
-    "SOUTH KOREA": "country.south_korea",
-    "KOREA (SOUTH)": "country.south_korea",
-    "REPUBLIC OF KOREA": "country.south_korea",
-    "CHINA": "country.china",
-    "UNITED KINGDOM (UK)": "country.united_kingdom",
-    "UNITED KINGDOM": "country.united_kingdom",
-    "FRANCE": "country.france",
-    "ITALY": "country.italy",
-    "SPAIN": "country.spain",
-    "SWEDEN": "country.sweden",
-    "BRAZIL": "country.brazil",
+# vPIC's "Plant Country" spellings (any case) → catalogue keys; unknown countries are shown as given.
+_COUNTRY_KEYS: Final[Mapping[str, str]] = {
+    name: f"country.{key}"
+    for key, names in {
+        "united_states": ("UNITED STATES (USA)", "UNITED STATES", "USA", "US"),
+        "canada": ("CANADA",),
+        "mexico": ("MEXICO",),
+        "brazil": ("BRAZIL",),
+        "argentina": ("ARGENTINA",),
+        "colombia": ("COLOMBIA",),
+        "venezuela": ("VENEZUELA",),
+        "germany": ("GERMANY",),
+        "united_kingdom": ("UNITED KINGDOM (UK)", "UNITED KINGDOM", "UK", "GREAT BRITAIN"),
+        "england": ("ENGLAND",),
+        "scotland": ("SCOTLAND",),
+        "northern_ireland": ("NORTHERN IRELAND",),
+        "france": ("FRANCE",),
+        "italy": ("ITALY",),
+        "spain": ("SPAIN",),
+        "portugal": ("PORTUGAL",),
+        "belgium": ("BELGIUM",),
+        "netherlands": ("NETHERLANDS", "THE NETHERLANDS", "HOLLAND"),
+        "austria": ("AUSTRIA",),
+        "switzerland": ("SWITZERLAND",),
+        "sweden": ("SWEDEN",),
+        "finland": ("FINLAND",),
+        "denmark": ("DENMARK",),
+        "norway": ("NORWAY",),
+        "poland": ("POLAND",),
+        "czech_republic": ("CZECH REPUBLIC", "CZECHIA"),
+        "slovakia": ("SLOVAKIA", "SLOVAK REPUBLIC"),
+        "hungary": ("HUNGARY",),
+        "slovenia": ("SLOVENIA",),
+        "serbia": ("SERBIA",),
+        "romania": ("ROMANIA",),
+        "russia": ("RUSSIA", "RUSSIAN FEDERATION"),
+        "turkey": ("TURKEY", "TÜRKIYE", "TURKIYE"),
+        "south_africa": ("SOUTH AFRICA",),
+        "egypt": ("EGYPT",),
+        "morocco": ("MOROCCO",),
+        "japan": ("JAPAN",),
+        "south_korea": ("SOUTH KOREA", "KOREA (SOUTH)", "KOREA, REPUBLIC OF", "REPUBLIC OF KOREA", "KOREA"),
+        "china": ("CHINA",),
+        "taiwan": ("TAIWAN",),
+        "india": ("INDIA",),
+        "thailand": ("THAILAND",),
+        "indonesia": ("INDONESIA",),
+        "malaysia": ("MALAYSIA",),
+        "vietnam": ("VIETNAM", "VIET NAM"),
+        "philippines": ("PHILIPPINES",),
+        "australia": ("AUSTRALIA",),
+    }.items()
+    for name in names
 }
 # Metric horsepower (PS, CV, ch) is what readers of these languages expect beside hp.
 _METRIC_HP_LANGUAGES: Final = frozenset({"es", "fr", "de"})
@@ -1205,7 +1402,7 @@ def _drive(vehicle: VehicleFacts) -> str | None:
 def _place(vehicle: VehicleFacts, lang: Language) -> str | None:
     country = vehicle.plant_country
     if country is not None:
-        key = _COUNTRY_KEYS.get(country.upper())
+        key = _COUNTRY_KEYS.get(" ".join(country.upper().split()))
         country = t(key, lang) if key else _nice(country)
     parts = [_nice(p) for p in (vehicle.plant_city, vehicle.plant_state) if p]
     if country:
@@ -1477,9 +1674,10 @@ def _compose_history(result: ToolResult, lang: Language, focus: Sequence[str]) -
     if "error" in data:
         return _error_text(data, None, lang)
     rows = _list_of_objects(data, "history")
+    own_only = [t("history.own_only", lang)] if OTHER_USERS_FOCUS in focus else []
     if not rows:
-        return t("history.empty", lang)
-    lines = [t("history.header", lang)]
+        return " ".join([*own_only, t("history.empty", lang)])
+    lines = [*own_only, t("history.header", lang)]
     for row in rows:
         vin = _text_value(row, "vin") or "?"
         date = (_text_value(row, "decoded_at") or "")[:10]
