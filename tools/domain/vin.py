@@ -11,8 +11,10 @@ are not required to carry one.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+from operator import mul
 from typing import NoReturn
 
 from tools.errors import InvalidVin
@@ -67,8 +69,11 @@ def _fold(ch: str) -> str:
     return folded if folded.isascii() else ch
 
 
+_VIN_TEXT = re.compile(r"[0-9A-HJ-NPR-Z]{17}")
+
+
 def _is_vin_text(text: str) -> bool:
-    return len(text) == VIN_LENGTH and all(ch in ALPHABET for ch in text)
+    return _VIN_TEXT.fullmatch(text) is not None
 
 
 def check_digit(vin17: str) -> str:
@@ -79,8 +84,7 @@ def check_digit(vin17: str) -> str:
     """
     if not _is_vin_text(vin17):
         raise ValueError("check_digit needs 17 upper-case VIN characters")
-    total = sum(_TRANSLITERATION[ch] * w for ch, w in zip(vin17, _WEIGHTS, strict=True))
-    rest = total % 11
+    rest = sum(map(mul, map(_TRANSLITERATION.__getitem__, vin17), _WEIGHTS)) % 11
     return "X" if rest == 10 else str(rest)
 
 
@@ -119,6 +123,11 @@ class Vin:
             InvalidVin: with a reason code, a plain message and, where one can be
                 found, the VINs the user probably meant.
         """
+        if len(raw) == VIN_LENGTH and raw.isascii():
+            # The common case, a VIN typed or pasted cleanly: no folding or separators to handle.
+            upper = raw.upper()
+            if _VIN_TEXT.fullmatch(upper) is not None:
+                return cls(upper)
         text = normalise(raw)
         if not text:
             raise InvalidVin(
