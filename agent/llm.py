@@ -56,7 +56,8 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         # stream that stalls behind keep-alives is bounded only by the gap between chunks.
         stream_chunk_timeout=settings.agent.llm_timeout_s,
         max_retries=1,
-        streaming=True,
+        # Not `streaming=True`: the model streams when a caller streams tokens (LangGraph's
+        # "messages" mode attaches a streaming handler), and answers in one piece otherwise.
         stream_usage=True,
     )
     if settings.agent.llm_tool_mode == "json":

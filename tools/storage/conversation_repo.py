@@ -40,14 +40,15 @@ async def open_conversation(
     Raises:
         NotAllowed: the conversation exists and belongs to another user.
     """
-    await session.execute(
-        insert(Conversation)
-        .values(id=conversation_id, user_id=user_id, channel=channel[:16])
-        .on_conflict_do_nothing(index_elements=[Conversation.id])
-    )
-    owner = (
-        await session.execute(select(Conversation.user_id).where(Conversation.id == conversation_id))
-    ).scalar_one()
+    owner_query = select(Conversation.user_id).where(Conversation.id == conversation_id)
+    owner = (await session.execute(owner_query)).scalar_one_or_none()
+    if owner is None:  # a new conversation (a concurrent creator is settled by the upsert)
+        await session.execute(
+            insert(Conversation)
+            .values(id=conversation_id, user_id=user_id, channel=channel[:16])
+            .on_conflict_do_nothing(index_elements=[Conversation.id])
+        )
+        owner = (await session.execute(owner_query)).scalar_one()
     if owner != user_id:
         raise NotAllowed("This conversation belongs to someone else; start a new one.")
 
@@ -82,8 +83,9 @@ async def append_messages(
     """Append a turn's messages and touch the conversation."""
     if not messages:
         return
+    # render_nulls: one multi-row INSERT even when rows leave different columns empty.
     await session.execute(
-        insert(Message),
+        insert(Message).execution_options(render_nulls=True),
         [
             {
                 "conversation_id": conversation_id,

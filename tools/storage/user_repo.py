@@ -31,6 +31,10 @@ async def get_or_create_user(
     tier: str = "free",
 ) -> UserRecord:
     """Return the user with `external_id`, creating it with the given defaults if new."""
+    # Almost every call finds the user: one SELECT, and the upsert only for a first contact.
+    user = (await session.execute(select(User).where(User.external_id == external_id))).scalar_one_or_none()
+    if user is not None:
+        return UserRecord(user.id, user.external_id, user.username, user.language, user.tier)
     stmt = (
         insert(User)
         .values(external_id=external_id, username=username, language=language, tier=tier)

@@ -1,0 +1,782 @@
+"""`POST /ask` under concurrent load on loopback, and the agent's own overhead per turn.
+
+Machines are shared and noisy (2 cores), so every figure is printed beside a baseline
+measured in the same run:
+
+1. **Load.** The real app (`vinbot api`) runs in its own process on 127.0.0.1, on embedded
+   PostgreSQL and Redis in temporary folders, with the offline planner (no LLM). A
+   realistic mix of conversations (VIN decodes, greetings, follow-ups, history) is sent
+   with httpx (one client and connection per concurrent worker) at concurrency 1 and at
+   `--concurrency`, each phase bounded by `--requests` and `--seconds`. `GET /healthz`
+   (one `SELECT 1` and one Redis `PING` behind the same HTTP stack) and `GET /` (a static
+   file: the HTTP stack alone) are measured the same way, so the HTTP stack's share is
+   separated from ours. The server's CPU time per
+   request comes from /proc; the load generator's own CPU is printed beside it.
+2. **Overhead.** In-process and sequential: `GraphAssistant.ask` with the offline planner,
+   and with an OpenAI-compatible stand-in that answers at once (a `decode_vin` tool call,
+   then text; `planner_first=False`). Right after each LLM turn, the exact requests the
+   agent sent are replayed with the raw `openai` client; the paired difference is the
+   agent's own time per turn. `--profile` then shows where sequential turns spend their
+   time (cProfile, by package and function) and the SQL statements per turn.
+
+    .venv/bin/python -m bench.ask_bench [--requests 600] [--concurrency 50] [--seconds 30]
+                                        [--turns 150] [--answer-words 40] [--skip-load] [--profile]
+
+Goals (the issue): offline p95 < 60 ms at 50 concurrent; agent overhead < 30 ms per turn.
+Everything is bounded by count and time and stops by itself; every server it starts is
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import itertools
+import math
+import os
+import pstats
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent.assistant import Asker, GraphAssistant
+from agent.bootstrap import build_assistant
+from tools.bootstrap import build_tool_deps, open_infrastructure
+from tools.embedded import EmbeddedPostgres, EmbeddedRedis
+from tools.settings import AgentSettings, LimitSettings, Settings
+from tools.storage import migrate
+
+GOAL_P95_MS = 60.0  # offline /ask p95 at 50 concurrent
+GOAL_OVERHEAD_MS = 30.0  # the agent's own time per LLM turn
+GOAL_CONCURRENCY = 50
+UNLIMITED = 1_000_000  # per-minute limits high enough never to answer 429 in the bench
+REQUEST_TIMEOUT_S = 10.0
+STARTUP_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 20.0
+REPO = Path(__file__).resolve().parents[1]
+# Variables that would change what the served app does (an LLM, another Redis, Sentry).
+STRIPPED_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "UPSTASH_REDIS_REST_URL",
+    "UPSTASH_REDIS_REST_TOKEN",
+    "SENTRY_DSN",
+    "AUTODEV_API_KEY",
+    "TELEGRAM_BOT_TOKEN",
+)
+
+# A realistic mix, from the offline evals (evals/datasets/agent_v1.jsonl): each tuple is one
+# conversation, sent turn by turn with the conversation id the first answer returns.
+CONVERSATIONS: tuple[tuple[str, ...], ...] = (
+    ("hello", "decode 1HGCM82633A004352", "what year is it?", "thank you!"),
+    ("What car is 1FA6P0HD6E5365568?", "and its engine?", "what did I look up?"),
+    ("decode 1C6RR6FT9FS518355", "decode 5UXWX9C54D0A15139", "show me my last 2 lookups"),
+    ("hi, what can you do?",),
+    ("Tell me about the car with VIN 7SAYGAEE9NF432848", "how much horsepower does it have?"),
+    ("decodifica 2T2BK1BA0CC138948", "¿qué motor tiene?"),
+    ("décode WA1MYAFE8AD008127", "où a-t-elle été fabriquée ?"),
+    ("which VINs have I checked so far?",),
+    ("decode WP1AB29P28LA47114", "where was it built?", "and what about 1FA6P0HD6E5365568?"),
+)
+# The LLM turns decode these, three turns per conversation, so history is loaded and trimmed.
+LLM_VINS = ("1HGCM82633A004352", "1FA6P0HD6E5365568", "5UXWX9C54D0A15139", "7SAYGAEE9NF432848")
+LLM_TURNS_PER_CONVERSATION = 3
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(samples: Sequence[float], pct: int) -> float:
+    if not samples:
+        return math.nan
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[pct - 1]
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def process_cpu_s(pid: int) -> float:
+    """Return the user + system CPU time of process `pid` (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After "(comm)": state is field 3, utime field 14 and stime field 15 (1-based, proc(5)).
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- infrastructure
+
+
+@dataclass
+class Infra:
+    """Embedded PostgreSQL and Redis in a temporary folder, migrated."""
+
+    directory: Path
+    pg_url: str
+    redis_url: str
+    pids: list[int]  # the server processes we started, to check that they stopped
+
+
+def _pids_with(fragment: str) -> list[int]:
+    """Return the ids of processes whose command line contains `fragment`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if fragment in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def embedded_infra() -> Iterator[Infra]:
+    directory = Path(tempfile.mkdtemp(prefix="vinbot-askbench-"))
+    pg = EmbeddedPostgres(directory / "pg", database="vinbot_bench")
+    redis = EmbeddedRedis(directory / "redis")
+    pids: list[int] = []
+    try:
+        pg_url = pg.start()
+        pids += _pids_with(str(directory / "pg"))
+        migrate.upgrade(pg_url)
+        redis_url = redis.start()
+        pids += _pids_with(redis.socket_file)
+        yield Infra(directory, pg_url, redis_url, pids)
+    finally:
+        with contextlib.suppress(Exception):
+            redis.stop()
+        with contextlib.suppress(Exception):
+            pg.stop()
+        _reap(pids)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _reap(pids: Sequence[int]) -> None:
+    """Wait for our servers to exit; kill (by id) any that did not stop when asked."""
+    deadline = time.monotonic() + 10
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        if alive:
+            time.sleep(0.1)
+    for pid in alive:
+        print(f"  (server process {pid} did not stop; killing it)")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
+
+
+def bench_settings(infra: Infra, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": infra.pg_url,
+        "REDIS_URL": infra.redis_url,
+        "OPENAI_API_KEY": None,
+        "OPENAI_BASE_URL": None,
+        "UPSTASH_REDIS_REST_URL": None,
+        "data_dir": data_dir,
+        "limits": LimitSettings(anonymous_requests_per_minute=UNLIMITED, messages_per_minute=UNLIMITED),
+    }
+    return Settings(_env_file=None, **{**values, **overrides})
+
+
+# ---------------------------------------------------------------- the served app
+
+
+@dataclass
+class Server:
+    base_url: str
+    pid: int
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def served_api(infra: Infra) -> Iterator[Server]:
+    """Run `vinbot api` on a free loopback port in its own process; stop it on exit."""
+    port = _free_port()
+    data_dir = infra.directory / "api-data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VINBOT_") and k not in STRIPPED_ENV}
+    env |= {
+        "DATABASE_URL": infra.pg_url,
+        "REDIS_URL": infra.redis_url,
+        "VINBOT_DATA_DIR": str(data_dir),
+        "VINBOT_LIMITS__ANONYMOUS_REQUESTS_PER_MINUTE": str(UNLIMITED),
+        "VINBOT_LIMITS__MESSAGES_PER_MINUTE": str(UNLIMITED),
+    }
+    script = Path(sys.executable).with_name("vinbot")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "vinbot.cli"]
+    log = infra.directory / "api.log"
+    with log.open("wb") as out:
+        # The temporary folder as the working directory: no .env file is read.
+        process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+            [*command, "api", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=infra.directory,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_until_healthy(process, base_url, log)
+        yield Server(base_url, process.pid, log)
+    finally:
+        if process.poll() is None:
+            process.terminate()  # uvicorn shuts down gracefully on SIGTERM
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print("  (the API server did not stop in time; killing it)")
+                process.kill()
+                process.wait(5)
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    with httpx.Client(base_url=base_url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"the API server exited during start-up:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get("/healthz").status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise SystemExit(f"the API server was not healthy after {STARTUP_TIMEOUT_S:.0f} s")
+
+
+# ---------------------------------------------------------------- load
+
+
+@dataclass
+class Phase:
+    """One bounded burst of requests at a fixed concurrency."""
+
+    label: str
+    concurrency: int
+    latencies_ms: list[float] = field(default_factory=list)
+    in_assistant_ms: list[float] = field(default_factory=list)  # the Answer's own latency_ms
+    errors: list[str] = field(default_factory=list)
+    not_offline: int = 0  # answers not planned by the offline planner (should be none)
+    wall_s: float = 0.0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0  # the load generator's own CPU (it shares the machine's cores)
+    cut: bool = False  # the hard time cap stopped requests in flight
+
+    @property
+    def done(self) -> int:
+        return len(self.latencies_ms)
+
+    def p(self, pct: int) -> float:
+        return percentile(self.latencies_ms, pct)
+
+    @property
+    def throughput(self) -> float:
+        return self.done / self.wall_s if self.wall_s else math.nan
+
+    @property
+    def server_cpu_ms_per_request(self) -> float:
+        count = self.done + len(self.errors)
+        return self.server_cpu_s * 1000 / count if count else math.nan
+
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        count = self.done + len(self.errors)
+        return self.client_cpu_s * 1000 / count if count else math.nan
+
+
+class Budget:
+    """Hands out at most `count` request slots, and none after `deadline`."""
+
+    def __init__(self, count: int, seconds: float) -> None:
+        self.left = count
+        self.deadline = time.monotonic() + seconds
+
+    def take(self) -> bool:
+        if self.left <= 0 or time.monotonic() >= self.deadline:
+            return False
+        self.left -= 1
+        return True
+
+
+Worker = Callable[[httpx.AsyncClient, Budget, Phase], Awaitable[None]]
+
+
+async def _timed(phase: Phase, send: Awaitable[httpx.Response]) -> httpx.Response | None:
+    started = time.perf_counter()
+    try:
+        response = await send
+    except httpx.HTTPError as e:
+        phase.errors.append(type(e).__name__)
+        return None
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        phase.errors.append(f"HTTP {response.status_code}")
+        return None
+    phase.latencies_ms.append(elapsed)
+    return response
+
+
+def ask_worker(conversations: Iterator[tuple[str, ...]]) -> Worker:
+    """Each worker holds one conversation at a time and sends its turns in order."""
+
+    async def work(client: httpx.AsyncClient, budget: Budget, phase: Phase) -> None:
+        for turns in conversations:
+            conversation_id: str | None = None
+            for message in turns:
+                if not budget.take():
+                    return
+                body: dict[str, str] = {"message": message}
+                if conversation_id is not None:
+                    body["conversation_id"] = conversation_id
+                response = await _timed(phase, client.post("/ask", json=body))
+                if response is None:
+                    break  # the rest of this conversation depends on the failed turn
+                answer = response.json()
+                conversation_id = answer["conversation_id"]
+                phase.in_assistant_ms.append(float(answer["latency_ms"]))
+                if answer["planner"] != "offline":
+                    phase.not_offline += 1
+
+    return work
+
+
+def get_worker(path: str) -> Worker:
+    async def work(client: httpx.AsyncClient, budget: Budget, phase: Phase) -> None:
+        while budget.take():
+            await _timed(phase, client.get(path))
+
+    return work
+
+
+async def run_phase(
+    server: Server, label: str, worker: Worker, *, concurrency: int, requests: int, seconds: float
+) -> Phase:
+    phase = Phase(label, concurrency)
+    # One client and one keep-alive connection per worker: a single shared pool of 50
+    # connections costs the load generator several times more CPU per request (httpcore
+    # scans its pool), and the generator shares the machine's two cores with the server.
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=server.base_url,
+                    timeout=REQUEST_TIMEOUT_S,
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                )
+            )
+            for _ in range(concurrency)
+        ]
+        # Open every connection first, so the phase does not time TCP set-up.
+        await asyncio.gather(*(client.get("/healthz") for client in clients))
+        budget = Budget(requests, seconds)
+        cpu_before, client_before = process_cpu_s(server.pid), time.process_time()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(seconds + REQUEST_TIMEOUT_S + 5):
+                await asyncio.gather(*(worker(client, budget, phase) for client in clients))
+        except TimeoutError:
+            phase.cut = True
+        phase.wall_s = time.perf_counter() - started
+        phase.server_cpu_s = process_cpu_s(server.pid) - cpu_before
+        phase.client_cpu_s = time.process_time() - client_before
+    return phase
+
+
+async def measure_load(server: Server, *, concurrency: int, requests: int, seconds: float) -> list[Phase]:
+    conversations = itertools.cycle(CONVERSATIONS)
+    # Warm-up: import-time caches, the DB pool, tiktoken, the planner's tables.
+    await run_phase(server, "warm-up", ask_worker(conversations), concurrency=4, requests=60, seconds=seconds)
+    phases = []
+    for level in (1, concurrency):
+        for label, worker in (
+            ("POST /ask", ask_worker(conversations)),
+            ("GET /healthz", get_worker("/healthz")),
+            ("GET / (static)", get_worker("/")),
+        ):
+            phases.append(
+                await run_phase(server, label, worker, concurrency=level, requests=requests, seconds=seconds)
+            )
+    return phases
+
+
+def print_load(phases: Sequence[Phase], concurrency: int) -> None:
+    print("\nload on 127.0.0.1 (`vinbot api`, offline planner), latency in ms as the client saw it")
+    print(
+        f"  {'route':<16}{'conc':>5}{'ok':>6}{'err':>5}{'p50':>8}{'p95':>8}{'p99':>8}{'req/s':>8}"
+        f"{'cpu ms/req srv|cli':>19}{'in-assistant p50/p95':>22}"
+    )
+    for ph in phases:
+        inside = (
+            f"{percentile(ph.in_assistant_ms, 50):.1f} / {percentile(ph.in_assistant_ms, 95):.1f}"
+            if ph.in_assistant_ms
+            else "-"
+        )
+        print(
+            f"  {ph.label:<16}{ph.concurrency:>5}{ph.done:>6}{len(ph.errors):>5}{ph.p(50):>8.1f}"
+            f"{ph.p(95):>8.1f}{ph.p(99):>8.1f}{ph.throughput:>8.0f}"
+            f"{ph.server_cpu_ms_per_request:>12.1f} |{ph.client_cpu_ms_per_request:>5.1f}"
+            f"{inside:>22}" + ("  (cut by the time cap)" if ph.cut else "")
+        )
+    for ph in phases:
+        if ph.errors:
+            kinds = ", ".join(f"{e} x{ph.errors.count(e)}" for e in sorted(set(ph.errors)))
+            print(f"  errors in {ph.label} @{ph.concurrency}: {kinds}")
+        if ph.not_offline:
+            print(
+                f"  {ph.not_offline} answers in {ph.label} @{ph.concurrency} were not the offline planner's"
+            )
+
+    def find(label: str, level: int) -> Phase:
+        return next(p for p in phases if p.label == label and p.concurrency == level)
+
+    ask1, ask_n = find("POST /ask", 1), find("POST /ask", concurrency)
+    health_n, static_n = find("GET /healthz", concurrency), find("GET / (static)", concurrency)
+    n = concurrency
+    ratios = (
+        (f"p95 /ask @{n} / p95 /ask @1", ask_n.p(95) / ask1.p(95)),
+        (f"p95 /ask @{n} / p95 /healthz @{n}", ask_n.p(95) / health_n.p(95)),
+        (f"p95 /ask @{n} / p95 static @{n}", ask_n.p(95) / static_n.p(95)),
+        (
+            f"server CPU per /ask / per static request @{n}",
+            ask_n.server_cpu_ms_per_request / static_n.server_cpu_ms_per_request,
+        ),
+    )
+    print("\nratios (same run)")
+    for label, value in ratios:
+        print(f"  {label:<46}{value:7.1f}x")
+    # One uvicorn worker is one event loop on at most one core, so N requests in flight wait
+    # N x (its CPU per request) on average, at best (Little's law).
+    cpu = ask_n.server_cpu_ms_per_request
+    print(
+        f"  one worker, CPU-bound: at most {1000 / cpu:.0f} req/s; mean latency at {n} in flight "
+        f">= {n * cpu:.0f} ms ({n} x {cpu:.1f} ms of server CPU per /ask)"
+    )
+    print(
+        f"  p95 < {GOAL_P95_MS:.0f} ms with {GOAL_CONCURRENCY} in flight needs <= "
+        f"{GOAL_P95_MS / GOAL_CONCURRENCY:.1f} ms of server CPU per request and core; "
+        f"GET / alone costs {static_n.server_cpu_ms_per_request:.1f} ms"
+    )
+    if concurrency == GOAL_CONCURRENCY:
+        met = ask_n.p(95) < GOAL_P95_MS and not ask_n.errors
+        print(
+            f"\ngoal: offline /ask p95 < {GOAL_P95_MS:.0f} ms at {GOAL_CONCURRENCY} concurrent — "
+            f"{'MET' if met else 'NOT MET'} (p95 {ask_n.p(95):.1f} ms, {len(ask_n.errors)} errors)"
+        )
+    else:
+        print(f"\ngoal: judged at {GOAL_CONCURRENCY} concurrent only (this run used {concurrency})")
+
+
+# ---------------------------------------------------------------- agent overhead
+
+
+@dataclass
+class Overhead:
+    offline_ms: list[float] = field(default_factory=list)
+    llm_ms: list[float] = field(default_factory=list)
+    raw_ms: list[float] = field(default_factory=list)  # the stand-in's round trips of each LLM turn
+    own_ms: list[float] = field(default_factory=list)  # llm - raw, paired per turn
+    llm_requests: int = 0
+    failures: list[str] = field(default_factory=list)
+    cut: bool = False  # the time cap stopped the turns early
+
+
+@dataclass(frozen=True)
+class Agents:
+    offline: GraphAssistant
+    llm: GraphAssistant  # against the stand-in, planner_first=False
+    standin: Any  # tests/standins/openai_api.py OpenAIStandIn
+    llm_url: str
+    engine: AsyncEngine
+
+
+@contextlib.asynccontextmanager
+async def assistants(infra: Infra) -> AsyncIterator[Agents]:
+    """Build both assistants as a composition root does, on one set of connections."""
+    if str(REPO / "tests") not in sys.path:
+        sys.path.insert(0, str(REPO / "tests"))  # the stand-in servers live with the tests
+    from standins import serving
+    from standins.openai_api import OpenAIStandIn
+
+    data_dir = infra.directory / "bench-data"
+    offline_settings = bench_settings(infra, data_dir)
+    standin = OpenAIStandIn(slow_s=1.0)
+    async with serving(standin.app) as url, open_infrastructure(offline_settings, migrate_schema=False) as io:
+        llm_settings = bench_settings(
+            infra,
+            data_dir,
+            OPENAI_API_KEY="bench-key",
+            OPENAI_BASE_URL=f"{url}/v1",
+            agent=AgentSettings(planner_first=False, llm_timeout_s=REQUEST_TIMEOUT_S),
+        )
+        offline = build_assistant(offline_settings, build_tool_deps(offline_settings, io))
+        llm = build_assistant(llm_settings, build_tool_deps(llm_settings, io))
+        try:
+            yield Agents(offline, llm, standin, f"{url}/v1", io.engine)
+        finally:
+            standin.release()
+
+
+def _plan_turn(standin: Any, vin: str, words: int) -> None:
+    from standins.openai_api import text, tool_call
+
+    # The stand-in streams text word by word, as the real API streams tokens, and the agent's
+    # cost grows with the chunks, so the answer has the length of a typical decode answer.
+    sentence = f"The VIN {vin} belongs to the vehicle described above, built at the plant listed.".split()
+    answer = " ".join(itertools.islice(itertools.cycle(sentence), words))
+    standin.reset()
+    standin.plan(
+        tool_call("decode_vin", {"vin": vin}, prompt_tokens=420, completion_tokens=20),
+        text(answer, prompt_tokens=700, completion_tokens=words),
+    )
+
+
+async def measure_overhead(infra: Infra, turns: int, seconds: float, words: int) -> Overhead:
+    import openai
+
+    result = Overhead()
+    deadline = time.monotonic() + seconds
+    conversations = itertools.cycle(CONVERSATIONS)
+    async with assistants(infra) as agents:
+        offline, llm, standin = agents.offline, agents.llm, agents.standin
+        raw_client = openai.AsyncOpenAI(
+            api_key="bench-key", base_url=agents.llm_url, max_retries=0, timeout=REQUEST_TIMEOUT_S
+        )
+        try:
+            offline_turns = _offline_turns(conversations)
+            llm_turns = _llm_turns()
+            for index in range(turns + 10):  # the first 10 of each warm up and are dropped
+                if time.monotonic() >= deadline:
+                    result.cut = True
+                    break
+                keep = index >= 10
+                conversation_id, message = next(offline_turns)
+                started = time.perf_counter()
+                answer = await offline.ask(
+                    message, conversation_id=conversation_id, asker=_asker(conversation_id)
+                )
+                if keep:
+                    result.offline_ms.append((time.perf_counter() - started) * 1000)
+                if answer.planner != "offline":
+                    result.failures.append(f"offline turn planned by {answer.planner}")
+
+                conversation_id, vin = next(llm_turns)
+                _plan_turn(standin, vin, words)
+                started = time.perf_counter()
+                answer = await llm.ask(
+                    f"decode {vin}", conversation_id=conversation_id, asker=_asker(conversation_id)
+                )
+                llm_ms = (time.perf_counter() - started) * 1000
+                bodies = [r.body for r in standin.received]
+                called = [c.name for c in answer.tool_calls]
+                if not answer.planner.startswith("llm") or called != ["decode_vin"]:
+                    result.failures.append(f"LLM turn: planner {answer.planner}, calls {answer.tool_calls}")
+                _plan_turn(standin, vin, words)
+                raw_ms = 0.0
+                for body in bodies:  # the very requests the agent sent, replayed raw
+                    started = time.perf_counter()
+                    stream = await raw_client.chat.completions.create(**body)
+                    async for _ in stream:
+                        pass
+                    raw_ms += (time.perf_counter() - started) * 1000
+                if keep:
+                    result.llm_ms.append(llm_ms)
+                    result.raw_ms.append(raw_ms)
+                    result.own_ms.append(llm_ms - raw_ms)
+                    result.llm_requests += len(bodies)
+        finally:
+            await raw_client.close()
+    return result
+
+
+def _asker(conversation_id: str) -> Asker:
+    return Asker(external_id=f"bench:{conversation_id}", channel="bench")
+
+
+def _offline_turns(conversations: Iterator[tuple[str, ...]]) -> Iterator[tuple[str, str]]:
+    for number in itertools.count():
+        for message in next(conversations):
+            yield f"bench:offline:{number}", message
+
+
+def _llm_turns() -> Iterator[tuple[str, str]]:
+    vins = itertools.cycle(LLM_VINS)
+    for number in itertools.count():
+        for _ in range(LLM_TURNS_PER_CONVERSATION):
+            yield f"bench:llm:{number}", next(vins)
+
+
+def print_overhead(result: Overhead, words: int) -> None:
+    def row(label: str, samples: Sequence[float]) -> None:
+        print(
+            f"  {label:<44}{percentile(samples, 50):>8.1f}{percentile(samples, 95):>8.1f}"
+            f"{percentile(samples, 99):>8.1f}"
+        )
+
+    per_turn = result.llm_requests / len(result.llm_ms) if result.llm_ms else 0
+    print(
+        f"\nagent overhead, in-process and sequential ({len(result.llm_ms)} turns of each kind; "
+        f"LLM answers of {words} words), ms" + (" (cut by the time cap)" if result.cut else "")
+    )
+    print(f"  {'':<44}{'p50':>8}{'p95':>8}{'p99':>8}")
+    row("offline planner turn (mixed conversations)", result.offline_ms)
+    row("LLM turn, instant stand-in (tool call + text)", result.llm_ms)
+    row(f"  raw stand-in round trips ({per_turn:.0f} per turn)", result.raw_ms)
+    row("  agent's own time per LLM turn (paired)", result.own_ms)
+    for failure in sorted(set(result.failures)):
+        print(f"  problem: {failure} (x{result.failures.count(failure)})")
+    own95 = percentile(result.own_ms, 95)
+    met = own95 < GOAL_OVERHEAD_MS and not result.failures
+    print(
+        f"\ngoal: agent overhead < {GOAL_OVERHEAD_MS:.0f} ms per turn — {'MET' if met else 'NOT MET'} "
+        f"(p95 {own95:.1f} ms, p50 {percentile(result.own_ms, 50):.1f} ms)"
+    )
+
+
+# ---------------------------------------------------------------- profile
+
+
+async def profile_turns(infra: Infra, turns: int, seconds: float, words: int) -> None:
+    """Print where sequential turns spend their time, by package and by function, and their SQL.
+
+    cProfile inflates Python calls (about 2x here): read the figures as shares.
+    """
+    conversations = itertools.cycle(CONVERSATIONS)
+    async with assistants(infra) as agents:
+        offline_turns, llm_turns = _offline_turns(conversations), _llm_turns()
+        statements: Counter[str] = Counter()
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements[" ".join(statement.split()[:3])] += 1
+
+        event.listen(agents.engine.sync_engine, "before_cursor_execute", count)
+
+        async def one(kind: str) -> None:
+            if kind == "offline":
+                conversation_id, message = next(offline_turns)
+                await agents.offline.ask(
+                    message, conversation_id=conversation_id, asker=_asker(conversation_id)
+                )
+            else:
+                conversation_id, vin = next(llm_turns)
+                _plan_turn(agents.standin, vin, words)
+                await agents.llm.ask(
+                    f"decode {vin}", conversation_id=conversation_id, asker=_asker(conversation_id)
+                )
+
+        for kind, label in (
+            ("offline", "offline turns"),
+            ("llm", "LLM turns (the stand-in server and the openai client run in this process too)"),
+        ):
+            for _ in range(10):
+                await one(kind)
+            statements.clear()
+            profiler = cProfile.Profile()
+            deadline, done, started = time.monotonic() + seconds, 0, time.perf_counter()
+            profiler.enable()
+            while done < turns and time.monotonic() < deadline:
+                await one(kind)
+                done += 1
+            profiler.disable()
+            wall = (time.perf_counter() - started) * 1000 / done
+            print(f"\nprofile: {done} {label}; {wall:.1f} ms/turn under the profiler")
+            _print_by_package(pstats.Stats(profiler), done)
+            print("  SQL statements per turn:")
+            for statement, number in statements.most_common(10):
+                print(f"    {number / done:5.2f}  {statement}")
+            print("  top functions by own time:")
+            pstats.Stats(profiler).sort_stats(pstats.SortKey.TIME).print_stats(12)
+        event.remove(agents.engine.sync_engine, "before_cursor_execute", count)
+
+
+def _package(filename: str, function: str) -> str:
+    if filename == "~":  # a built-in: name the C function ("<method 'poll' of ...>")
+        return "C: " + function.split("'")[1] if "'" in function else "C: " + function
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+    if filename.startswith(str(REPO)):
+        return "vinbot: " + "/".join(Path(filename).relative_to(REPO).parts[:2])
+    path = Path(filename)  # the standard library: name its package (asyncio), else its module
+    return "stdlib: " + (path.stem if path.parent.name.startswith("python3") else path.parent.name)
+
+
+def _print_by_package(stats: pstats.Stats, turns: int) -> None:
+    own: Counter[str] = Counter()
+    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        own[_package(filename, function)] += row[2]
+    total = sum(own.values())
+    print(f"  own time by package ({total * 1000 / turns:.1f} ms/turn profiled):")
+    for name, seconds in own.most_common(14):
+        print(f"    {seconds * 1000 / turns:6.2f} ms/turn {100 * seconds / total:5.1f}%  {name}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ask_bench", description=__doc__)
+    parser.add_argument("--requests", type=int, default=600, help="requests per load phase (default 600)")
+    parser.add_argument("--concurrency", type=int, default=GOAL_CONCURRENCY, help="the loaded level")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time cap per load phase (default 30)")
+    parser.add_argument("--turns", type=int, default=150, help="sequential turns of each kind (overhead)")
+    parser.add_argument("--answer-words", type=int, default=40, help="length of the stand-in's answers")
+    parser.add_argument("--skip-load", action="store_true", help="only measure the agent overhead")
+    parser.add_argument("--profile", action="store_true", help="also cProfile sequential turns")
+    args = parser.parse_args(argv)
+    if args.requests < 20 or args.concurrency < 2 or args.seconds <= 0 or args.turns < 20:
+        parser.error("--requests and --turns must be at least 20, --concurrency at least 2, --seconds > 0")
+    if args.answer_words < 1:
+        parser.error("--answer-words must be positive")
+
+    print(
+        f"ask bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} CPUs, shared machine; "
+        f"load average {load_average()}; per phase ≤ {args.requests} requests and ≤ {args.seconds:.0f} s"
+    )
+    with embedded_infra() as infra:
+        if not args.skip_load:
+            with served_api(infra) as server:
+                phases = asyncio.run(
+                    measure_load(
+                        server, concurrency=args.concurrency, requests=args.requests, seconds=args.seconds
+                    )
+                )
+            print_load(phases, args.concurrency)
+        overhead = measure_overhead(infra, args.turns, 2 * args.seconds, args.answer_words)
+        print_overhead(asyncio.run(overhead), args.answer_words)
+        if args.profile:
+            asyncio.run(profile_turns(infra, min(args.turns, 100), 2 * args.seconds, args.answer_words))
+    print(f"\nload average at the end: {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
