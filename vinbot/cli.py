@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,35 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("suite", nargs="?", default="agent", choices=EVAL_SUITES)
     evaluate.add_argument("options", nargs=argparse.REMAINDER, help="options passed to the suite")
 
+    worker = commands.add_parser(
+        "worker",
+        help="run the Celery worker of bulk jobs",
+        description="Run the bulk-job worker (Celery, prefork pool) on the configured or embedded "
+        "PostgreSQL and Redis. Concurrency: --concurrency, else VINBOT_BULK__WORKER_CONCURRENCY, "
+        "else one process per CPU core. Task events are on for Flower.",
+    )
+    worker.add_argument("--concurrency", type=int, help="worker processes")
+
+    jobs = commands.add_parser("jobs", help="submit bulk decode jobs and read their results")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    submit = job_commands.add_parser(
+        "submit",
+        help="start a job from a CSV or text file",
+        description="Start a job; progress goes to standard error, the job id is the last line of "
+        "standard output.",
+    )
+    submit.add_argument(
+        "file", type=Path, help="one VIN per line (VIN,YEAR allowed), or a CSV with a vin column"
+    )
+    submit.add_argument("--wait", action="store_true", help="show a progress bar until the job finishes")
+    status = job_commands.add_parser("status", help="print a job's status and progress as JSON")
+    status.add_argument("job_id", metavar="ID")
+    results = job_commands.add_parser("results", help="print a job's results, one row per input line")
+    results.add_argument("job_id", metavar="ID")
+    results.add_argument("--format", choices=["csv", "json"], default="json")
+    cancel = job_commands.add_parser("cancel", help="cancel a job")
+    cancel.add_argument("job_id", metavar="ID")
+
     migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade)")
     migrate.add_argument("revision", nargs="?", default="head")
     return parser
@@ -99,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "api":
         from api.app import serve
 
-        serve(settings, host=args.host, port=args.port)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
+            serve(settings, host=args.host, port=args.port)
         return EXIT_OK
     if args.command == "eval":
         suite_args = [o for o in args.options if o != "--"]
@@ -110,6 +141,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from evals import run as agent_evals
 
         return agent_evals.main(suite_args, settings=settings)
+    if args.command == "worker":
+        from tools.worker import serve as serve_worker
+
+        with contextlib.suppress(KeyboardInterrupt):
+            serve_worker(settings, concurrency=args.concurrency)
+        return EXIT_OK
+    if args.command == "jobs":
+        from vinbot.jobs_cmd import JobsOptions, run_jobs
+
+        options_jobs = JobsOptions(
+            action=args.jobs_command,
+            file=getattr(args, "file", None),
+            job_id=getattr(args, "job_id", None),
+            wait=getattr(args, "wait", False),
+            format=getattr(args, "format", "json"),
+        )
+        return asyncio.run(run_jobs(settings, options_jobs))
     if args.command == "migrate":
         return _migrate(settings, args.revision)
     return EXIT_USAGE
