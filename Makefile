@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-## Set up, then start the main job on the embedded defaults: the API and the web chat page.
+## Set up, then start the main job on the embedded defaults: the API and the web chat page,
+## with the bulk-job worker beside it (stopped when the API stops). Migrating first keeps the
+## two processes from racing to create the schema.
 run: $(STAMP)
+	$(BIN)/vinbot migrate
+	$(BIN)/vinbot worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/vinbot api --host $(HOST) --port $(PORT)
 
 ## Set up, then run every check: format, lint, types, layering, all tests.
@@ -59,6 +64,7 @@ evals: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.decode_bench
 	$(BIN)/python -m bench.ask_bench
+	$(BIN)/python -m bench.bulk_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

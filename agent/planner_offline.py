@@ -66,6 +66,9 @@ OTHER_USERS_FOCUS: Final = "other_users"
 DECODE_VIN: Final = "decode_vin"
 DECODE_VINS: Final = "decode_vins"
 GET_VIN_HISTORY: Final = "get_vin_history"
+START_BULK_DECODE: Final = "start_bulk_decode"
+GET_JOB_STATUS: Final = "get_job_status"
+_JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
 
 # ---------------------------------------------------------------- public results
@@ -973,8 +976,8 @@ def _vins_rule(turn: Turn) -> PlannerDecision | None:
     if not vins:
         return None
     if len(vins) > MAX_VINS_PER_TOOL_CALL:
-        text = t("bulk.too_many", turn.language, count=len(vins), max_vins=MAX_VINS_PER_TOOL_CALL)
-        return _reply(turn, "bulk_too_many", text, confident=True)
+        # The tool reads the VINs from the message itself: none are copied into arguments.
+        return _call(turn, "bulk_decode", START_BULK_DECODE, {})
     if len(vins) > 1:
         return _call(turn, DECODE_VINS, DECODE_VINS, {"vins": vins})
     args: dict[str, Any] = {"vin": vins[0]}
@@ -982,6 +985,13 @@ def _vins_rule(turn: Turn) -> PlannerDecision | None:
     if year is not None:
         args["model_year"] = year
     return _call(turn, DECODE_VIN, DECODE_VIN, args, focus=_fields(turn.text))
+
+
+def _job_status_rule(turn: Turn) -> PlannerDecision | None:
+    match = _JOB_ID.search(turn.text.raw.lower())
+    if match is None:
+        return None
+    return _call(turn, "job_status", GET_JOB_STATUS, {"job_id": match.group(0)})
 
 
 def _asks_history(text: MessageText) -> bool:
@@ -1115,6 +1125,7 @@ def _help(lang: Language) -> str:
 # economy" is not answered as "fuel".
 INTENT_RULES: Final[tuple[IntentRule, ...]] = (
     _vins_rule,
+    _job_status_rule,
     _history_rule,
     _explain_vin_rule,
     _topic_rule,
@@ -1705,12 +1716,58 @@ def _compose_unknown(result: ToolResult, lang: Language, focus: Sequence[str]) -
     return t("result.unsupported", lang)
 
 
+_JOB_TEXT: Final[Mapping[str, Mapping[Language, str]]] = {
+    "started": {
+        "en": "Bulk job {job_id} started: {total} VINs to decode ({invalid} invalid lines, {duplicates} "
+        "duplicates). Ask me for the status of job {job_id} at any time.",
+        "es": "Trabajo masivo {job_id} iniciado: {total} VIN por decodificar ({invalid} líneas no válidas, "
+        "{duplicates} duplicados). Pregúntame por el estado del trabajo {job_id} cuando quieras.",
+        "fr": "Traitement en masse {job_id} lancé : {total} VIN à décoder ({invalid} lignes invalides, "
+        "{duplicates} doublons). Demandez-moi l'état du traitement {job_id} quand vous voulez.",
+        "de": "Massenauftrag {job_id} gestartet: {total} FIN zu entschlüsseln ({invalid} ungültige Zeilen, "
+        "{duplicates} Duplikate). Fragen Sie jederzeit nach dem Status von Auftrag {job_id}.",
+    },
+    "status": {
+        "en": "Job {job_id} is {status}: {done} of {total} decoded, {failed} not decodable ({percent}%).",
+        "es": "El trabajo {job_id} está {status}: {done} de {total} decodificados, {failed} no "
+        "decodificables ({percent} %).",
+        "fr": "Le traitement {job_id} est {status} : {done} sur {total} décodés, {failed} non décodables "
+        "({percent} %).",
+        "de": "Auftrag {job_id} ist {status}: {done} von {total} entschlüsselt, {failed} nicht "
+        "entschlüsselbar ({percent} %).",
+    },
+}
+
+
+def _compose_job(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _error_text(data, None, lang)
+    progress = _mapping(data, "progress")
+    params = {
+        "job_id": _text_value(data, "job_id") or "?",
+        "status": _text_value(data, "status") or "?",
+        "total": _integer(progress, "total") or 0,
+        "done": _integer(progress, "done") or 0,
+        "failed": _integer(progress, "failed") or 0,
+        "percent": _number(progress, "percent") or 0,
+        "invalid": _integer(data, "invalid") or 0,
+        "duplicates": _integer(data, "duplicates") or 0,
+    }
+    key = "started" if result.name == START_BULK_DECODE else "status"
+    return _JOB_TEXT[key][lang].format(**params)
+
+
 Composer = Callable[[ToolResult, Language, Sequence[str]], str]
 """Write the answer for one tool result, in a language, emphasising the focus fields."""
 ANSWER_COMPOSERS: Final[Mapping[str, Composer]] = {
     DECODE_VIN: _compose_decode,
     DECODE_VINS: _compose_decode_many,
     GET_VIN_HISTORY: _compose_history,
+    START_BULK_DECODE: _compose_job,
+    GET_JOB_STATUS: _compose_job,
 }
 
 

@@ -23,10 +23,11 @@ from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, Field
 
 from agent.context import RunContext
+from tools import bulk
 from tools import vin as vin_capability
 from tools.bootstrap import ToolDeps
 from tools.domain.vehicle import DecodedVehicle
-from tools.domain.vin import normalise
+from tools.domain.vin import find_vins, normalise
 from tools.errors import AppError
 from tools.storage import vin_repo
 from tools.vin import Caller
@@ -57,6 +58,22 @@ class DecodeVinsArgs(BaseModel):
         description="Every VIN the user wrote, exactly as written, 2 to 20 of them.",
         min_length=1,
         max_length=MAX_VINS_PER_TOOL_CALL,
+    )
+
+
+class StartBulkDecodeArgs(BaseModel):
+    """Arguments of start_bulk_decode."""
+
+    model_year: int | None = Field(
+        None, description="Only if the user stated one model year for every VIN; otherwise leave empty."
+    )
+
+
+class JobStatusArgs(BaseModel):
+    """Arguments of get_job_status."""
+
+    job_id: str = Field(
+        description="The job id exactly as start_bulk_decode returned it or the user wrote it."
     )
 
 
@@ -118,6 +135,29 @@ def user_wrote(messages: Sequence[AnyMessage], vin: str) -> bool:
             if target in normalise(text):
                 return True
     return False
+
+
+def job_summary(status: bulk.JobStatus) -> dict[str, Any]:
+    """Return the compact view of a job that the model and the answer templates read."""
+    data: dict[str, Any] = {
+        "job_id": status.id,
+        "status": status.status,
+        "lines": status.lines,
+        "invalid": status.invalid,
+        "duplicates": status.duplicates,
+        "progress": status.progress.model_dump(exclude_none=True),
+        "invalid_lines": [{"line": r.line, "input": r.input} for r in status.invalid_rows[:10]],
+    }
+    if status.summary is not None:
+        data["top_makes"] = dict(list(status.summary.by_make.items())[:5])
+    return data
+
+
+def _last_user_text(messages: Sequence[AnyMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.content if isinstance(message.content, str) else json.dumps(message.content)
+    return ""
 
 
 def _caller(context: RunContext) -> Caller:
@@ -218,7 +258,44 @@ def make_toolkit(deps: ToolDeps) -> list[BaseTool]:
 
         return await _run(call)
 
-    tools: list[BaseTool] = [decode_vin, decode_vins, get_vin_history]
+    @tool("start_bulk_decode", args_schema=StartBulkDecodeArgs, response_format="content_and_artifact")
+    async def start_bulk_decode(
+        runtime: ToolRuntime[RunContext], model_year: int | None = None
+    ) -> ToolOutput:
+        """Start a bulk job that decodes every VIN in the user's latest message (for more than 20 VINs).
+
+        The VINs are taken from the message itself; do not list them. Returns the job id and
+        progress: tell the user the job started, how many VINs it has and which lines were invalid.
+        """
+
+        async def call() -> ToolOutput:
+            if deps.bulk is None:
+                return _error("bulk_unavailable", "Bulk jobs are not available on this server.")
+            vins = find_vins(_last_user_text(runtime.state["messages"]))
+            if not vins:
+                return _error("no_vins", "The user's latest message has no VINs; ask them for the list.")
+            rows = bulk.rows_from_list(vins, [model_year] * len(vins) if model_year else None)
+            status = await bulk.submit(rows, deps=deps.bulk, caller=_caller(runtime.context))
+            return json.dumps(job_summary(status), ensure_ascii=False), {"job_id": status.id}
+
+        return await _run(call)
+
+    @tool("get_job_status", args_schema=JobStatusArgs, response_format="content_and_artifact")
+    async def get_job_status(job_id: str, runtime: ToolRuntime[RunContext]) -> ToolOutput:
+        """Report a bulk job's progress (done, failed, total, rate, time left) and, once done, its summary.
+
+        Only the user's own jobs can be read.
+        """
+
+        async def call() -> ToolOutput:
+            if deps.bulk is None:
+                return _error("bulk_unavailable", "Bulk jobs are not available on this server.")
+            status = await bulk.get_status(job_id.strip(), deps=deps.bulk, caller=_caller(runtime.context))
+            return json.dumps(job_summary(status), ensure_ascii=False), {"job_id": status.id}
+
+        return await _run(call)
+
+    tools: list[BaseTool] = [decode_vin, decode_vins, get_vin_history, start_bulk_decode, get_job_status]
     for bound in tools:  # the model reads these: no source indentation in them
         bound.description = inspect.cleandoc(bound.description)
     return tools

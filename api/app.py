@@ -24,7 +24,7 @@ from agent.bootstrap import build_assistant
 from api.deps import Services, State
 from api.errors import install_error_handlers
 from api.middleware import RequestIdMiddleware
-from api.routes import ask, health, vin, web
+from api.routes import ask, health, jobs, vin, web
 from tools.bootstrap import Infrastructure, ToolDeps, build_tool_deps, open_infrastructure
 from tools.settings import Settings
 
@@ -44,9 +44,12 @@ A conversational vehicle assistant over HTTP.
 * `POST /ask` answers a question as JSON, or as Server-Sent Events with `Accept: text/event-stream`
   (`token`, `tool_call`, `tool_result`, then `answer`; `error` ends a failed stream).
 * `GET /api/v1/vin/{vin}` decodes a VIN.
+* `POST /api/v1/jobs` starts a bulk decode job (a JSON list of VINs or an uploaded CSV/text file);
+  `GET /api/v1/jobs/{id}` reads its progress, `GET /api/v1/jobs/{id}/results?format=csv|json` its
+  results and `DELETE /api/v1/jobs/{id}` cancels it. A job is visible only to the caller who started it.
 
 Errors are JSON `{"error": <stable code>, "message": ...}`: 422 `invalid_input`/`invalid_vin`,
-403 `not_allowed`, 404 `vehicle_not_found`, 429 `rate_limited` (with `Retry-After`), 503
+403 `not_allowed`, 404 `vehicle_not_found`/`job_not_found`, 429 `rate_limited` (with `Retry-After`), 503
 `provider_unavailable`. Anonymous callers are limited per IP address
 (`VINBOT_LIMITS__ANONYMOUS_REQUESTS_PER_MINUTE`) and per user (`VINBOT_LIMITS__MESSAGES_PER_MINUTE`).
 """
@@ -88,6 +91,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(ask.router)
     app.include_router(vin.router)
+    app.include_router(jobs.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     return app
@@ -106,6 +110,7 @@ async def open_real_services(settings: Settings, build: AssistantFactory) -> Asy
             vin=deps.vin,
             sessions=deps.sessions,
             health=InfrastructureHealth(infra),
+            bulk=deps.bulk,
         )
 
 
@@ -141,7 +146,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - only for display
     announce.info(
         "vinbot: chat page at http://%s:%d/ ; ask over HTTP with: curl -s -X POST http://%s:%d/ask "
-        "-H 'content-type: application/json' -d '{\"message\": \"what car is 1HGCM82633A004352?\"}'",
+        "-H 'content-type: application/json' -d '{\"message\": \"what can you do?\"}'",
         shown,
         port,
         shown,

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent.assistant import Asker, Assistant
+from tools.bulk import BulkDeps
 from tools.providers.base import Limit, RateLimiter
 from tools.settings import Settings, Tier
 from tools.storage.session import transaction
@@ -36,6 +37,7 @@ class Services:
     vin: VinDeps
     sessions: async_sessionmaker[AsyncSession]
     health: HealthCheck
+    bulk: BulkDeps | None = None  # None: bulk jobs are off (no Redis broker)
 
 
 class State(TypedDict):

@@ -31,6 +31,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     "unsupported_comparison": 422,
     "not_allowed": 403,
     "vehicle_not_found": 404,
+    "job_not_found": 404,
     "rate_limited": 429,
     "provider_error": 503,
     "provider_unavailable": 503,

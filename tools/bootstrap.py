@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tools.bulk import BulkDeps, CeleryJobQueue, JobQueue, broker_url_for
 from tools.embedded import EmbeddedPostgres, EmbeddedRedis
 from tools.providers.autodev import AutodevVinDecoder
 from tools.providers.base import KvStore, Limit, VinDecoder
@@ -52,6 +53,8 @@ class Infrastructure:
     sessions: async_sessionmaker[AsyncSession]
     kv: KvStore
     http: httpx.AsyncClient
+    broker_url: str | None = None  # Celery's: `redis+socket://<socket>` for the embedded Redis
+    job_queue: JobQueue | None = None  # None without Redis (Upstash alone cannot be a broker)
 
     async def check(self) -> dict[str, bool]:
         """Return the health of the database and the cache."""
@@ -77,7 +80,7 @@ async def open_infrastructure(
     async with AsyncExitStack() as stack:
         database_url = settings.database_url
         if not database_url:
-            pg = EmbeddedPostgres(_short_path(settings.pg_dir))
+            pg = EmbeddedPostgres(embedded_pg_dir(settings))
             database_url = await asyncio.to_thread(pg.start)
             stack.callback(pg.stop)
         if migrate_schema:
@@ -100,6 +103,10 @@ async def open_infrastructure(
             stack.push_async_callback(redis_kv.aclose)
             kv = redis_kv
 
+        broker_url = broker_url_for(redis_url) if redis_url else None
+        job_queue = CeleryJobQueue(broker_url) if broker_url else None
+        if job_queue is not None:
+            stack.callback(job_queue.close)
         engine = create_engine(database_url)
         stack.push_async_callback(engine.dispose)
         http = httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
@@ -111,6 +118,8 @@ async def open_infrastructure(
             sessions=session_factory(engine),
             kv=kv,
             http=http,
+            broker_url=broker_url,
+            job_queue=job_queue,
         )
 
 
@@ -122,6 +131,7 @@ class ToolDeps:
     cache: KvCache
     limiter: GcraRateLimiter
     sessions: async_sessionmaker[AsyncSession]
+    bulk: BulkDeps | None = None  # bulk jobs: their queue, limits and chunking
 
 
 def build_tool_deps(settings: Settings, infra: Infrastructure) -> ToolDeps:
@@ -174,7 +184,13 @@ def build_tool_deps(settings: Settings, infra: Infrastructure) -> ToolDeps:
         limits=settings.limits,
         sessions=infra.sessions,
     )
-    return ToolDeps(vin=vin, cache=cache, limiter=limiter, sessions=infra.sessions)
+    bulk = BulkDeps(sessions=infra.sessions, queue=infra.job_queue, limiter=limiter, settings=settings.bulk)
+    return ToolDeps(vin=vin, cache=cache, limiter=limiter, sessions=infra.sessions, bulk=bulk)
+
+
+def embedded_pg_dir(settings: Settings) -> Path:
+    """Return where the embedded PostgreSQL lives: every process must agree on it."""
+    return _short_path(settings.pg_dir)
 
 
 def _short_path(path: Path) -> Path:

@@ -78,6 +78,48 @@ class CacheSettings(BaseModel):
     durable_ttl_days: int = Field(180, ge=1)
 
 
+class BulkSettings(BaseModel):
+    """Bulk decode jobs: chunking, per-tier limits and the Celery worker."""
+
+    chunk_size: int = Field(
+        500, ge=1, le=10_000, description="VINs per Celery task; one task decodes and writes one chunk."
+    )
+    max_vins_per_job_free: int = Field(1_000, ge=1)
+    max_vins_per_job_pro: int = Field(20_000, ge=1)
+    max_vins_per_job_premium: int = Field(100_000, ge=1)
+    vins_per_day_free: int = Field(2_000, ge=1)
+    vins_per_day_pro: int = Field(100_000, ge=1)
+    vins_per_day_premium: int = Field(1_000_000, ge=1)
+    worker_concurrency: int = Field(
+        0, ge=0, description="Worker processes (prefork pool); 0 means one per CPU core."
+    )
+    task_max_retries: int = Field(
+        4, ge=0, le=10, description="Retries of a chunk on provider errors before decoding it offline."
+    )
+    retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles on each retry.")
+    visibility_timeout_s: int = Field(
+        600,
+        ge=1,
+        description="Seconds before Redis redelivers a task whose worker vanished without acknowledging it.",
+    )
+
+    def max_vins_per_job(self, tier: Tier) -> int:
+        """Return how many input lines one job of `tier` may have."""
+        return {
+            "free": self.max_vins_per_job_free,
+            "pro": self.max_vins_per_job_pro,
+            "premium": self.max_vins_per_job_premium,
+        }[tier]
+
+    def vins_per_day(self, tier: Tier) -> int:
+        """Return how many VINs a user of `tier` may submit in bulk jobs per day."""
+        return {
+            "free": self.vins_per_day_free,
+            "pro": self.vins_per_day_pro,
+            "premium": self.vins_per_day_premium,
+        }[tier]
+
+
 class AgentSettings(BaseModel):
     """The conversation: step budget, memory budget and the planner-first switch."""
 
@@ -129,6 +171,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
     agent: AgentSettings = AgentSettings()
+    bulk: BulkSettings = BulkSettings()
     cli_user: str = Field("local", description="The user the terminal commands act as.")
     cli_tier: Tier = Field("premium", description="The tier of the terminal user (the operator).")
 

@@ -47,7 +47,7 @@ MODEL = "gpt-4o-mini"
 ACCORD = "1HGCM82633A004352"
 ACCORD_TITLE = "2003 HONDA Accord EX-V6"
 F150 = "1FTMW1T88MFA00001"  # a real VIN the user never wrote in these conversations
-TOOL_NAMES = ["decode_vin", "decode_vins", "get_vin_history"]
+TOOL_NAMES = ["decode_vin", "decode_vins", "get_vin_history", "start_bulk_decode", "get_job_status"]
 # Generous for answers that come; the "slow" fault holds its reply past a much shorter one.
 TIMEOUT_S = 2.0
 SHORT_TIMEOUT_S = 0.3

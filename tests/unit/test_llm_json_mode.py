@@ -140,6 +140,8 @@ def test_schema_has_one_branch_per_tool_and_a_reply_branch_when_tools_are_bound(
         {"const": "decode_vin"},
         {"const": "decode_vins"},
         {"const": "get_vin_history"},
+        {"const": "start_bulk_decode"},
+        {"const": "get_job_status"},
         {"const": "none"},
     ]
     for branch, spec in zip(branches, tools, strict=False):
@@ -159,7 +161,13 @@ def test_bind_tools_returns_a_bound_copy_when_the_original_has_no_tools() -> Non
     bound = model.bind_tools(toolkit())
     assert model.tool_schemas == []
     assert isinstance(bound, JsonToolCallingModel)
-    assert [s["name"] for s in bound.tool_schemas] == ["decode_vin", "decode_vins", "get_vin_history"]
+    assert [s["name"] for s in bound.tool_schemas] == [
+        "decode_vin",
+        "decode_vins",
+        "get_vin_history",
+        "start_bulk_decode",
+        "get_job_status",
+    ]
 
 
 async def test_tool_choice_turn_asks_for_the_schema_and_returns_a_tool_call_when_tools_are_bound() -> None:
@@ -172,7 +180,7 @@ async def test_tool_choice_turn_asks_for_the_schema_and_returns_a_tool_call_when
     fmt = kwargs["response_format"]
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "turn"
-    assert len(fmt["json_schema"]["schema"]["oneOf"]) == 4
+    assert len(fmt["json_schema"]["schema"]["oneOf"]) == 6
     # One system message, first, holding the prompt and then the JSON instructions.
     assert [type(m) for m in sent] == [SystemMessage, HumanMessage]
     assert isinstance(sent[0].content, str)

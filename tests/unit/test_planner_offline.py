@@ -326,15 +326,21 @@ def test_decode_vins_gets_every_vin_in_order_when_the_message_has_several(text, 
     assert message.response_metadata["language"] == language
 
 
-def test_bulk_jobs_are_suggested_without_a_tool_call_when_more_than_twenty_vins_are_sent():
+def test_a_bulk_job_is_started_without_copying_vins_when_more_than_twenty_vins_are_sent():
     vins = " ".join(f"1HGCM82633A0{n:05d}" for n in range(21))
 
     message = plan(f"decode {vins}")
 
-    assert message.tool_calls == []
-    assert message.response_metadata["intent"] == "bulk_too_many"
-    assert "21 VINs" in text_of(message)
-    assert "bulk jobs" in text_of(message)
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [("start_bulk_decode", {})]
+    assert message.response_metadata["intent"] == "bulk_decode"
+
+
+def test_job_status_is_read_when_the_message_names_a_job_id():
+    message = plan("how is job 0123456789abcdef0123456789abcdef going?")
+
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("get_job_status", {"job_id": "0123456789abcdef0123456789abcdef"})
+    ]
 
 
 def test_twenty_vins_still_go_to_decode_vins_when_at_the_limit():

@@ -12,9 +12,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -111,3 +113,60 @@ class Message(Base):
     estimated_cost_usd: Mapped[float] = mapped_column(server_default="0")
     latency_ms: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Job(Base):
+    """A bulk decode job: one uploaded VIN list, owned by one user, run in chunks by the worker."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex: unguessable
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | cancelled
+    source_name: Mapped[str | None] = mapped_column(String(256))
+    lines: Mapped[int] = mapped_column(Integer)  # input rows, valid or not
+    invalid: Mapped[int] = mapped_column(Integer)
+    unique_vins: Mapped[int] = mapped_column(Integer)  # what the worker decodes
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    chunks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobItem(Base):
+    """One input line of a job, and its result once decoded (upserted by job and line)."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (
+        PrimaryKeyConstraint("job_id", "line", name="pk_job_items"),
+        Index("ix_job_items_job_id_chunk_no", "job_id", "chunk_no"),
+        # Status reads list the rejected lines; without this they scan the whole job.
+        Index("ix_job_items_invalid", "job_id", "line", postgresql_where=text("state = 'invalid'")),
+    )
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    input: Mapped[str] = mapped_column(String(80))
+    vin: Mapped[str | None] = mapped_column(String(17))
+    year_hint: Mapped[int | None] = mapped_column(SmallInteger)
+    chunk_no: Mapped[int | None] = mapped_column(Integer)  # None: invalid, or a duplicate
+    dup_of: Mapped[int | None] = mapped_column(Integer)  # the first line with the same VIN and hint
+    state: Mapped[str] = mapped_column(String(16))  # pending | done | failed | invalid
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class JobChunk(Base):
+    """A finished chunk of a job: progress is the sum over these, so a re-run chunk counts once."""
+
+    __tablename__ = "job_chunks"
+    __table_args__ = (PrimaryKeyConstraint("job_id", "chunk_no", name="pk_job_chunks"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    chunk_no: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,135 @@
+"""A bulk job end to end (submit to results file) against raw `ultravin.decode_batch`, same run.
+
+Starts its own PostgreSQL and Redis (embedded, in a temporary directory) and a real
+`celery -A tools.worker worker` (prefork), submits N VINs as one job, waits for it,
+writes the CSV results file, and compares the wall time with one `ultravin.decode_batch`
+call over the same VINs in this process. Goal: ratio (raw time / job time) >= 0.5.
+
+    .venv/bin/python -m bench.bulk_bench [--n 100000] [--chunk-size 500] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import ultravin
+
+from tools import bulk
+from tools.bulk import BulkDeps, CeleryJobQueue
+from tools.embedded import EmbeddedPostgres, EmbeddedRedis
+from tools.settings import BulkSettings
+from tools.storage import migrate
+from tools.storage.session import create_engine, session_factory, transaction
+from tools.storage.user_repo import get_or_create_user
+from tools.vin import Caller
+
+
+def start_worker(env: dict[str, str], concurrency: int, log: Path) -> subprocess.Popen[bytes]:
+    argv = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A",
+        "tools.worker",
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=INFO",
+    ]
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(  # noqa: S603 - our own virtualenv's celery
+            argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while b" ready." not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("worker did not start:\n" + log.read_text()[-2000:])
+        time.sleep(0.05)
+    return proc
+
+
+async def run_job(pg_url: str, redis_url: str, vins: list[str], chunk_size: int, out: Path) -> float:
+    engine = create_engine(pg_url)
+    sessions = session_factory(engine)
+    queue = CeleryJobQueue(bulk.broker_url_for(redis_url))
+    deps = BulkDeps(sessions=sessions, queue=queue, settings=BulkSettings(chunk_size=chunk_size))
+    try:
+        async with transaction(sessions) as session:
+            user = await get_or_create_user(session, "bench:bulk", tier="premium")
+        caller = Caller(user_id=user.id, tier="premium", channel="cli")
+        started = time.perf_counter()
+        job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
+        submitted = time.perf_counter()
+        while not (status := await bulk.get_status(job.id, deps=deps, caller=caller)).finished:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        decoded = time.perf_counter()
+        with out.open("w", encoding="utf-8") as handle:
+            async for piece in bulk.iter_rendered(bulk.iter_results(job.id, deps=deps, caller=caller), "csv"):
+                handle.write(piece)
+        finished = time.perf_counter()
+        print(
+            f"  submit {submitted - started:.2f} s, decode {decoded - submitted:.2f} s "
+            f"({status.progress.rate_per_s} VINs/s in the worker), results file {finished - decoded:.2f} s"
+        )
+        return finished - started
+    finally:
+        queue.close()
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--chunk-size", type=int, default=BulkSettings().chunk_size)
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    vins = ultravin.generate(args.n, seed=2026, now=datetime(2026, 6, 1))  # noqa: DTZ001 - ultravin's own clock
+    tmp = Path(tempfile.mkdtemp(prefix="vinbot-bulk-bench-"))
+    pg = EmbeddedPostgres(tmp / "pg", database="vinbot_bench")
+    redis = EmbeddedRedis(tmp / "redis")
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        pg_url = pg.start()
+        migrate.upgrade(pg_url)
+        redis_url = redis.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VINBOT_")}
+        env.update(DATABASE_URL=pg_url, REDIS_URL=redis_url, VINBOT_BULK__CHUNK_SIZE=str(args.chunk_size))
+        worker = start_worker(env, args.concurrency, tmp / "worker.log")
+
+        started = time.perf_counter()
+        ultravin.decode_batch(vins)
+        raw = time.perf_counter() - started
+        print(f"raw ultravin.decode_batch: {args.n:,} VINs in {raw:.2f} s ({args.n / raw:,.0f}/s)")
+        job = asyncio.run(run_job(pg_url, redis_url, vins, args.chunk_size, tmp / "results.csv"))
+        print(
+            f"bulk job (chunk {args.chunk_size}, {args.concurrency} worker processes): "
+            f"{args.n:,} VINs in {job:.2f} s ({args.n / job:,.0f}/s)"
+        )
+        print(f"ratio (raw time / job time): {raw / job:.2f}x  (goal >= 0.5x)")
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The Celery worker: the composition root of the bulk-job process.
+
+    vinbot worker [--concurrency N]     ->   tools.worker.serve(settings, concurrency)
+    celery -A tools.worker worker ...   ->   the same app, configured from the environment
+
+Only `vinbot` imports this module; producers send tasks by name (`tools.bulk.CeleryJobQueue`).
+Each task takes ids only and runs `asyncio.run(bulk.run_chunk(...))`, which opens its
+async clients inside that task's event loop (async pools must not cross event loops).
+Tasks are acknowledged late and rejected when their worker dies, so a chunk whose
+worker is killed is delivered again; `run_chunk` is idempotent, so that is safe.
+Task events are on, so Flower (or `celery events`) can watch the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from celery import Celery, Task
+
+from tools import bulk
+from tools.errors import ProviderError, RateLimited
+from tools.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+app = Celery("vinbot", set_as_current=False)
+_settings: dict[str, Settings] = {}
+
+
+def configure(settings: Settings) -> None:
+    """Point the app at the broker of `settings` (whose `redis_url` and `database_url` are resolved)."""
+    if not settings.redis_url or not settings.database_url:
+        raise RuntimeError("the worker needs DATABASE_URL and REDIS_URL (vinbot worker resolves them)")
+    broker = bulk.broker_url_for(settings.redis_url)
+    app.conf.update(
+        broker_url=broker,
+        result_backend=broker,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        # A pool process killed mid-task is noticed at once (the task is rejected and requeued);
+        # the visibility timeout covers a whole worker that vanished. A chunk is far shorter.
+        broker_transport_options={
+            "visibility_timeout": settings.bulk.visibility_timeout_s,
+            # Look for such orphans every few seconds, not kombu's default of every 100 s.
+            "unacked_restore_interval": max(1, min(10, settings.bulk.visibility_timeout_s // 2)),
+            "unacked_restore_throttle": 1,
+        },
+        worker_hijack_root_logger=False,
+    )
+    _settings["current"] = settings
+
+
+@app.on_configure.connect  # type: ignore[untyped-decorator]
+def _configure_from_environment(sender: Any = None, **kwargs: Any) -> None:
+    # `celery -A tools.worker worker` reads the app's configuration first: take it from
+    # the environment unless `serve` has configured the app already.
+    if "current" not in _settings:
+        configure(get_settings())
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=bulk.RUN_CHUNK_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def run_chunk(self: Task, job_id: str, chunk_no: int) -> dict[str, Any]:
+    """Decode one chunk of a job; retry with backoff on provider errors, then decode offline."""
+    settings = _settings["current"]
+    retries: int = self.request.retries
+    spent = retries >= settings.bulk.task_max_retries
+    try:
+        outcome = asyncio.run(bulk.run_chunk(job_id, chunk_no, settings, offline=spent))
+    except RateLimited as e:
+        raise self.retry(countdown=max(1.0, e.retry_after), max_retries=None) from e
+    except ProviderError as e:
+        countdown = settings.bulk.retry_backoff_s * 2**retries
+        logger.warning("chunk %d of job %s: %s; retry in %.1f s", chunk_no, job_id, e.code, countdown)
+        raise self.retry(countdown=countdown, max_retries=settings.bulk.task_max_retries + 1) from e
+    return {"done": outcome.done, "failed": outcome.failed, "skipped": outcome.skipped}
+
+
+def worker_argv(settings: Settings, *, concurrency: int | None = None, loglevel: str = "INFO") -> list[str]:
+    """Return the `celery worker` arguments of `vinbot worker`."""
+    processes = concurrency or settings.bulk.worker_concurrency or os.cpu_count() or 1
+    return [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={processes}",
+        f"--loglevel={loglevel}",
+        "--task-events",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        f"--hostname=vinbot-worker-{os.getpid()}@%h",
+    ]
+
+
+def serve(settings: Settings, *, concurrency: int | None = None, extra: Sequence[str] = ()) -> None:
+    """Run the worker until interrupted (the entry function of `vinbot worker`).
+
+    With nothing configured it attaches to the embedded PostgreSQL and Redis in the
+    data directory (starting them if needed, as the API does) and migrates the schema.
+    """
+    from tools.bootstrap import embedded_pg_dir  # the main process only
+    from tools.embedded import EmbeddedPostgres, EmbeddedRedis
+    from tools.storage import migrate
+
+    with ExitStack() as stack:
+        database_url = settings.database_url
+        if not database_url:
+            pg = EmbeddedPostgres(embedded_pg_dir(settings))
+            database_url = pg.start()
+            stack.callback(pg.stop)
+        migrate.upgrade(database_url)
+        redis_url = settings.redis_url
+        if not redis_url:
+            redis = EmbeddedRedis(settings.redis_dir)
+            redis_url = redis.start()
+            stack.callback(redis.stop)
+        configure(settings.model_copy(update={"database_url": database_url, "redis_url": redis_url}))
+        loglevel = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        app.worker_main([*worker_argv(settings, concurrency=concurrency, loglevel=loglevel), *extra])
