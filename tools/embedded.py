@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,12 +119,16 @@ class EmbeddedRedis:
                 server.connection_pool.disconnect()
                 return
             try:
-                server.shutdown(save=True, now=True, force=True)
+                server.shutdown(save=True)  # Redis 6.2: no NOW/FORCE options
             except redis_errors.RedisError:
                 if pid:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
             server.connection_pool.disconnect()
+            if pid and not _wait_for_exit(pid, timeout_s=10.0):
+                logger.warning("embedded Redis (pid %d) did not stop; killing it", pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             logger.info("embedded Redis in %s stopped", self.directory)
 
     @contextlib.contextmanager
@@ -149,6 +154,15 @@ class EmbeddedRedis:
         partial.replace(path)
 
 
+def _wait_for_exit(pid: int, *, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -156,4 +170,9 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
