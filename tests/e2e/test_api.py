@@ -6,11 +6,9 @@ planner: no LLM is configured here.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as redis
-import uvicorn
+from standins import serving
 
 from agent.planner_offline import EXAMPLE_VIN
 from api.app import create_app
@@ -32,34 +30,11 @@ CONVERSATION = re.compile(r"^api:[0-9a-f]{32}$")
 API_REDIS_DB = 5  # this module's own index, flushed when its servers start
 
 
-class LoopbackServer(uvicorn.Server):
-    """uvicorn as a task of the test's event loop; the test process keeps its signal handlers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[str]:
-    """Serve the real app on a free loopback port; yield its base URL."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_config=None, ws="none", lifespan="on"
-    )
-    server = LoopbackServer(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(120):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    pytest.fail("the API server stopped during startup")
-                await asyncio.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    """Serve the real app (start-up and shut-down included) on a free loopback port."""
+    async with serving(create_app(settings), lifespan="on") as url:
+        yield url
 
 
 def make_settings(pg_url: str, redis_url: str, data_dir: Path, *, requests_per_minute: int) -> Settings:

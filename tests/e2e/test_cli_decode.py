@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
-VINBOT = str(Path(sys.executable).parent / "vinbot")
 ACCORD = "1HGCM82633A004352"
-
-
-@pytest.fixture
-def run(pg_url: str, redis_url: str, tmp_path: Path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": pg_url,
-        "REDIS_URL": redis_url,
-        "VINBOT_DATA_DIR": str(tmp_path / "data"),
-        "VINBOT_CLI_USER": "e2e",
-    }
-
-    def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own console script
-            [VINBOT, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
-        )
-
-    return _run
 
 
 def test_json_lists_every_input_in_order_and_exits_1_when_one_is_invalid(run) -> None:

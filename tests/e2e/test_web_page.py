@@ -6,18 +6,16 @@ downloaded. Without it the tests are skipped locally and fail in CI.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
-import uvicorn
 from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
+from standins import serving
 
 from api.app import create_app
 from tools.settings import LimitSettings, Settings
@@ -40,33 +38,11 @@ PAGE_REDIS_DB = 6  # this module's own index, flushed when its server starts
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
-class LoopbackServer(uvicorn.Server):
-    """uvicorn as a task of the test's event loop; the test process keeps its signal handlers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_config=None, ws="none", lifespan="on"
-    )
-    server = LoopbackServer(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(120):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    pytest.fail("the API server stopped during startup")
-                await asyncio.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    """Serve the real app (start-up and shut-down included) on a free loopback port."""
+    async with serving(create_app(settings), lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
