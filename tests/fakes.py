@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from tools.domain.vehicle import DecodedVehicle
+from tools.domain.vehicle import DecodedVehicle, DecodeSource
 from tools.errors import ProviderError, ProviderUnavailable, RateLimited
 from tools.providers.base import (
     Cache,
@@ -30,6 +30,17 @@ from tools.providers.base import (
 )
 
 Clock = Callable[[], float]
+
+
+def vehicle(vin: str, make: str, *, fallback: bool = False) -> DecodedVehicle:
+    """A minimal valid decode from a remote provider (or its offline fallback)."""
+    return DecodedVehicle(
+        vin=vin,
+        valid=True,
+        check_digit_valid=True,
+        make=make,
+        source=DecodeSource(provider="nhtsa", fallback=fallback),
+    )
 
 
 class FakeVinDecoder:

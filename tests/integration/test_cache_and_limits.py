@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from fakes import FakeVinDecoder
+from fakes import FakeVinDecoder, vehicle
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standins.upstash import serving_upstash
 
-from tools.domain.vehicle import DecodedVehicle, DecodeSource
 from tools.domain.vin import Vin
 from tools.errors import ProviderUnavailable, RateLimited
 from tools.providers.base import DecodeRequest, KvStore, Limit, LimitCheck
@@ -41,16 +40,6 @@ TRUCK_VIN = "1M8GDM9AXKP042788"
 TESLA_VIN = "5YJ3E1EA7KF317000"
 DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
-
-
-def vehicle(vin: str, make: str, *, fallback: bool = False) -> DecodedVehicle:
-    return DecodedVehicle(
-        vin=vin,
-        valid=True,
-        check_digit_valid=True,
-        make=make,
-        source=DecodeSource(provider="nhtsa", fallback=fallback),
-    )
 
 
 def req(vin: str, year: int | None = None) -> DecodeRequest:

@@ -13,9 +13,10 @@ from fakes import (
     InMemoryCache,
     InMemoryKvStore,
     InMemoryVinStore,
+    vehicle,
 )
 
-from tools.domain.vehicle import DecodedVehicle, DecodeSource
+from tools.domain.vehicle import DecodedVehicle
 from tools.domain.vin import Vin
 from tools.errors import ProviderUnavailable, RateLimited
 from tools.providers.base import DecodeRequest, Limit, LimitCheck
@@ -27,16 +28,6 @@ TRUCK_VIN = "1M8GDM9AXKP042788"
 TESLA_VIN = "5YJ3E1EA7KF317000"
 DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
-
-
-def vehicle(vin: str, make: str, *, fallback: bool = False) -> DecodedVehicle:
-    return DecodedVehicle(
-        vin=vin,
-        valid=True,
-        check_digit_valid=True,
-        make=make,
-        source=DecodeSource(provider="nhtsa", fallback=fallback),
-    )
 
 
 ACCORD = vehicle(ACCORD_VIN, "HONDA")
