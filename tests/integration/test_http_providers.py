@@ -45,7 +45,7 @@ API_KEY = "sk_ad_test_0123456789abcdef"
 TIMEOUT_S = 2.0
 SHORT_TIMEOUT_S = 0.15
 
-# Real VINs with real vPIC decodes (see /work/shared/data/vpic_recorded_responses.jsonl).
+# Real VINs with real vPIC decodes (see ../shared/data/vpic_recorded_responses.jsonl).
 F150 = "1FTMW1T88MFA00001"
 BMW_BAD_CHECK_DIGIT = "WBA3A5C51CF256987"
 TIGUAN = "3VV3B7AXXNM077525"
