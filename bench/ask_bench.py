@@ -604,9 +604,10 @@ async def measure_overhead(infra: Infra, turns: int, seconds: float, words: int)
                 raw_ms = 0.0
                 for body in bodies:  # the very requests the agent sent, replayed raw
                     started = time.perf_counter()
-                    stream = await raw_client.chat.completions.create(**body)
-                    async for _ in stream:
-                        pass
+                    reply = await raw_client.chat.completions.create(**body)
+                    if body.get("stream"):  # the agent streams only when a caller wants tokens
+                        async for _ in reply:
+                            pass
                     raw_ms += (time.perf_counter() - started) * 1000
                 if keep:
                     result.llm_ms.append(llm_ms)
