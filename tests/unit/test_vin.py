@@ -401,3 +401,26 @@ def test_find_vins_returns_quickly_when_given_ten_kilobytes():
 def test_masked_shows_only_the_last_six_characters_when_logging():
     assert Vin.parse(CIVIC).masked == "*" * 11 + "004352"
     assert mask_vin("12345") == "12345"
+
+
+# ---------------------------------------------------------------- vehicle title
+
+
+def test_title_names_the_model_once_when_vpic_repeats_it_in_the_trim():
+    from tools.domain.vehicle import DecodedVehicle, DecodeSource
+
+    def title(model: str, trim: str | None) -> str:
+        return DecodedVehicle(
+            vin="3VWDX7AJ5DM392811",
+            valid=True,
+            check_digit_valid=True,
+            make="VOLKSWAGEN",
+            model=model,
+            model_year=2013,
+            trim=trim,
+            source=DecodeSource(provider="offline"),
+        ).title
+
+    assert title("Jetta", "Jetta, S") == "2013 VOLKSWAGEN Jetta S"
+    assert title("RX", "RX330") == "2013 VOLKSWAGEN RX RX330"  # a trim that only starts alike stays
+    assert title("Jetta", None) == "2013 VOLKSWAGEN Jetta"

@@ -102,7 +102,14 @@ class DecodedVehicle(_Frozen):
     @property
     def title(self) -> str:
         """A short human label such as `2003 HONDA Accord EX-V6`."""
-        parts = [str(self.model_year) if self.model_year else None, self.make, self.model, self.trim]
+        trim = self.trim
+        if trim and self.model:
+            # vPIC sometimes repeats the model in the trim ("Jetta" / "Jetta, S"): say it once.
+            for separator in (", ", " "):
+                if trim.startswith(self.model + separator):
+                    trim = trim[len(self.model) + len(separator) :] or None
+                    break
+        parts = [str(self.model_year) if self.model_year else None, self.make, self.model, trim]
         return " ".join(p for p in parts if p) or "Unknown vehicle"
 
     def with_source(self, source: DecodeSource) -> DecodedVehicle:
