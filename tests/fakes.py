@@ -14,7 +14,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
+from langchain_core.tools import BaseTool
 
+from agent.toolkit import make_toolkit
+from tools.bootstrap import ToolDeps
 from tools.domain.vehicle import DecodedVehicle, DecodeSource
 from tools.errors import ProviderError, ProviderUnavailable, RateLimited
 from tools.providers.base import (
@@ -28,6 +31,10 @@ from tools.providers.base import (
     VinDecoder,
     VinStore,
 )
+from tools.providers.cache import KvCache
+from tools.providers.ratelimit import GcraRateLimiter
+from tools.providers.ultravin import UltravinDecoder
+from tools.vin import VinDeps
 
 Clock = Callable[[], float]
 
@@ -223,3 +230,16 @@ if TYPE_CHECKING:  # mypy proves every fake satisfies the Protocol it stands in 
     _cache: Cache = InMemoryCache()
     _limiter: RateLimiter = FakeRateLimiter(allow=1)
     _store: VinStore = InMemoryVinStore()
+
+
+def offline_toolkit() -> list[BaseTool]:
+    """The real toolkit over the offline decoder, with no database (schema and graph-wiring tests)."""
+    store = InMemoryKvStore()
+    deps = ToolDeps(
+        vin=VinDeps(decoders={"offline": UltravinDecoder()}),
+        cache=KvCache(store),
+        limiter=GcraRateLimiter(store),
+        # Callers use no tool that reads the database.
+        sessions=None,  # type: ignore[arg-type]
+    )
+    return make_toolkit(deps)

@@ -6,20 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from fakes import InMemoryKvStore
+from fakes import offline_toolkit
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 
 from agent.context import RunContext
 from agent.graph import build_graph
-from agent.toolkit import make_toolkit
-from tools.bootstrap import ToolDeps
 from tools.errors import ProviderUnavailable
-from tools.providers.cache import KvCache
-from tools.providers.ratelimit import GcraRateLimiter
-from tools.providers.ultravin import UltravinDecoder
-from tools.vin import VinDeps
 
 ACCORD = "1HGCM82633A004352"
 CONTEXT = RunContext(user_id=1, conversation_id="api:test", channel="api")
@@ -43,14 +37,7 @@ def call(name: str, args: dict[str, Any], call_id: str = "call_1") -> AIMessage:
 
 @pytest.fixture
 def tools() -> list:
-    store = InMemoryKvStore()
-    deps = ToolDeps(
-        vin=VinDeps(decoders={"offline": UltravinDecoder()}),
-        cache=KvCache(store),
-        limiter=GcraRateLimiter(store),
-        sessions=None,  # type: ignore[arg-type] - these tests use no history tool
-    )
-    return make_toolkit(deps)
+    return offline_toolkit()
 
 
 async def run(model: ScriptedModel, tools: list, text: str, **kw: Any) -> list:

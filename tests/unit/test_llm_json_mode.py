@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fakes import InMemoryKvStore
+from fakes import offline_toolkit
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatResult
@@ -19,12 +19,6 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from agent.llm import JsonToolCallingModel, parse_json_tool_call
-from agent.toolkit import make_toolkit
-from tools.bootstrap import ToolDeps
-from tools.providers.cache import KvCache
-from tools.providers.ratelimit import GcraRateLimiter
-from tools.providers.ultravin import UltravinDecoder
-from tools.vin import VinDeps
 
 ACCORD = "1HGCM82633A004352"
 USAGE = {"input_tokens": 120, "output_tokens": 14, "total_tokens": 134}
@@ -42,14 +36,7 @@ class RecordingChatModel(GenericFakeChatModel):
 
 
 def toolkit() -> list[BaseTool]:
-    store = InMemoryKvStore()
-    deps = ToolDeps(
-        vin=VinDeps(decoders={"offline": UltravinDecoder()}),
-        cache=KvCache(store),
-        limiter=GcraRateLimiter(store),
-        sessions=None,  # type: ignore[arg-type] - building schemas touches no database
-    )
-    return make_toolkit(deps)
+    return offline_toolkit()
 
 
 def ai(content: str) -> AIMessage:

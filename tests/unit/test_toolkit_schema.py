@@ -11,28 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fakes import InMemoryKvStore
+from fakes import offline_toolkit
 from langchain_core.utils.function_calling import convert_to_openai_tool
-
-from agent.toolkit import make_toolkit
-from tools.bootstrap import ToolDeps
-from tools.providers.cache import KvCache
-from tools.providers.ratelimit import GcraRateLimiter
-from tools.providers.ultravin import UltravinDecoder
-from tools.vin import VinDeps
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tool_schemas.json"
 
 
 def current_schemas() -> list[dict[str, Any]]:
-    store = InMemoryKvStore()
-    deps = ToolDeps(
-        vin=VinDeps(decoders={"offline": UltravinDecoder()}),
-        cache=KvCache(store),
-        limiter=GcraRateLimiter(store),
-        sessions=None,  # type: ignore[arg-type] - building schemas touches no database
-    )
-    return [convert_to_openai_tool(t) for t in make_toolkit(deps)]
+    return [convert_to_openai_tool(t) for t in offline_toolkit()]
 
 
 def test_tool_schemas_match_the_reviewed_snapshot_when_the_toolkit_is_built() -> None:
