@@ -45,3 +45,18 @@ def test_migrations_go_down_to_base_and_up_again_when_run_on_a_fresh_database() 
         assert row[0] == ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
     finally:
         server.stop()
+
+
+async def test_models_match_the_migrated_schema_when_compared_by_alembic(db_engine: AsyncEngine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from tools.storage.models import Base
+
+    def diff(sync_conn: object) -> list[object]:
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    async with db_engine.connect() as conn:
+        differences = await conn.run_sync(diff)
+    assert differences == []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
+    Computed,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -15,10 +19,12 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     SmallInteger,
     String,
+    Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -170,3 +176,77 @@ class JobChunk(Base):
     done: Mapped[int] = mapped_column(Integer)
     failed: Mapped[int] = mapped_column(Integer)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+EMBEDDING_DIM = 384  # all-MiniLM-L6-v2; OpenAI text-embedding-3 models are asked for 384 dimensions
+
+
+class VehicleDocument(Base):
+    """One ingested record (a spec configuration or a recall campaign for one vehicle) as a document.
+
+    Typed columns serve exact look-ups; `content` is the text rendering that full-text search
+    (`tsv`) and vector search (`embedding`) rank; `dataset` + `record_id` + `data_date` cite it.
+    """
+
+    __tablename__ = "vehicle_documents"
+    __table_args__ = (
+        UniqueConstraint("dataset", "record_id", name="uq_vehicle_documents_dataset_record"),
+        Index("ix_vehicle_documents_lookup", "kind", "make_key", "model_key", "year"),
+        Index("ix_vehicle_documents_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_vehicle_documents_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(32))  # epa | epa-test-cars | nhtsa-recalls
+    record_id: Mapped[str] = mapped_column(String(128))  # the publisher's id (EPA id, campaign+vehicle)
+    kind: Mapped[str] = mapped_column(String(16))  # spec | recall
+    year: Mapped[int | None] = mapped_column(SmallInteger)  # model year; None when unknown (9999)
+    make: Mapped[str] = mapped_column(String(64))  # display spelling: "Toyota"
+    make_key: Mapped[str] = mapped_column(String(64))  # normalised across datasets: "toyota"
+    model: Mapped[str] = mapped_column(String(128))  # as published: "RAV4 AWD"
+    base_model: Mapped[str] = mapped_column(String(128))  # "RAV4"
+    model_key: Mapped[str] = mapped_column(String(128))  # normalised base model: "rav4"
+    configuration: Mapped[str | None] = mapped_column(String(256))  # "2.5L 4 cyl, Automatic (S8), AWD"
+    engine: Mapped[str | None] = mapped_column(String(256))
+    cylinders: Mapped[int | None] = mapped_column(SmallInteger)
+    displacement_l: Mapped[float | None] = mapped_column(Float)
+    transmission: Mapped[str | None] = mapped_column(String(64))
+    drive: Mapped[str | None] = mapped_column(String(64))
+    fuel: Mapped[str | None] = mapped_column(String(64))
+    vehicle_class: Mapped[str | None] = mapped_column(String(64))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")  # numeric facts, recall fields
+    content: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 of what was ingested: re-runs skip it
+    data_date: Mapped[date | None] = mapped_column(Date)
+    tsv: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('simple'::regconfig, content)", persisted=True)
+    )
+    embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIM))
+    embedding_model: Mapped[str | None] = mapped_column(String(64))
+    embedding_dim: Mapped[int | None] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IngestRun(Base):
+    """One run of `vinbot ingest` for one dataset: what it read, changed and rejected."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(512))  # path or URL
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    rows_read: Mapped[int] = mapped_column(Integer, server_default="0")
+    inserted: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated: Mapped[int] = mapped_column(Integer, server_default="0")
+    unchanged: Mapped[int] = mapped_column(Integer, server_default="0")
+    bad_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")  # bad rows with line numbers
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
