@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The vehicle data (EPA, NHTSA) loaded into the knowledge base before the API starts.
+DATA_DIR ?= ../shared/data
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -25,6 +27,8 @@ setup: $(STAMP)
 ## two processes from racing to create the schema.
 run: $(STAMP)
 	$(BIN)/vinbot migrate
+	if [ -d "$(DATA_DIR)" ]; then $(BIN)/vinbot ingest all --data-dir "$(DATA_DIR)"; \
+	else echo "No $(DATA_DIR): spec, comparison and recall answers need 'vinbot ingest all' (downloads the publishers' files)."; fi
 	$(BIN)/vinbot worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/vinbot api --host $(HOST) --port $(PORT)

@@ -82,3 +82,29 @@ async def db_sessions(db_engine: AsyncEngine) -> AsyncIterator[async_sessionmake
         outer = await conn.begin()
         yield async_sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
         await outer.rollback()
+
+
+# Vectors of the shared data, kept across test sessions on this machine (keyed by model and text).
+KNOWLEDGE_EMBEDDING_CACHE = Path(tempfile.gettempdir()) / "vinbot-test-embedding-cache.sqlite"
+
+
+@pytest.fixture(scope="session")
+async def knowledge_url(pg_url: str, shared_data: Path) -> str:
+    """`pg_url`'s database with EPA, EPA test cars and NHTSA recalls ingested, once per session.
+
+    The shared files (`../shared/data`: the EPA vehicles file, the test-car list and the derived
+    per-vehicle recall file) go through the real pipeline with the local MiniLM embedder.
+    The first session on a machine embeds every text; later ones read the vectors from
+    `KNOWLEDGE_EMBEDDING_CACHE`. Tests must leave these rows as they are (`db_sessions` rolls back).
+    """
+    from ingestion.catalog import ingest_data_dir
+    from tools.providers.embeddings import CachedEmbedder, LocalMiniLmEmbedder, SqliteVectorCache
+
+    cache = SqliteVectorCache(KNOWLEDGE_EMBEDDING_CACHE)
+    engine = create_engine(pg_url)
+    try:
+        await ingest_data_dir(engine, CachedEmbedder(LocalMiniLmEmbedder(), cache), shared_data)
+    finally:
+        await engine.dispose()
+        cache.close()
+    return pg_url

@@ -34,6 +34,7 @@ from tools.providers.base import (
 from tools.providers.cache import KvCache
 from tools.providers.ratelimit import GcraRateLimiter
 from tools.providers.ultravin import UltravinDecoder
+from tools.specs import KnowledgeDeps
 from tools.vin import VinDeps
 
 Clock = Callable[[], float]
@@ -241,5 +242,33 @@ def offline_toolkit() -> list[BaseTool]:
         limiter=GcraRateLimiter(store),
         # Callers use no tool that reads the database.
         sessions=None,  # type: ignore[arg-type]
+        # The knowledge tools are bound (their schemas are pinned); calls refused before any read work.
+        knowledge=KnowledgeDeps(sessions=None),  # type: ignore[arg-type]
     )
     return make_toolkit(deps)
+
+
+class FakeEmbedder:
+    """An `Embedder` with deterministic unit vectors from a hash of the text; records its calls."""
+
+    def __init__(self, model: str = "fake-embedder", dim: int = 384) -> None:
+        self.model = model
+        self.dim = dim
+        self.calls: list[list[str]] = []
+
+    def vector(self, text: str) -> list[float]:
+        import hashlib
+        import math
+
+        seed = hashlib.sha256(text.encode()).digest()
+        raw = [((seed[i % 32] ^ (i * 131)) % 251) / 125.0 - 1.0 for i in range(self.dim)]
+        norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+        return [x / norm for x in raw]
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return [self.vector(t) for t in texts]
+
+    async def embed_query(self, text: str) -> list[float]:
+        self.calls.append([text])
+        return self.vector(text)

@@ -27,12 +27,14 @@ from tools.embedded import EmbeddedPostgres, EmbeddedRedis
 from tools.providers.autodev import AutodevVinDecoder
 from tools.providers.base import KvStore, Limit, VinDecoder
 from tools.providers.cache import CACHE_FAILURES, CachedVinDecoder, DurableVinDecoder, KvCache
+from tools.providers.embeddings import build_embedder
 from tools.providers.fallback import FallbackVinDecoder
 from tools.providers.kv import RedisKvStore, UpstashKvStore
 from tools.providers.nhtsa import NhtsaVinDecoder
 from tools.providers.ratelimit import GcraRateLimiter, RateLimitedVinDecoder
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import Settings
+from tools.specs import KnowledgeDeps, QueryEmbedder, VocabularyCache
 from tools.storage import migrate
 from tools.storage.session import create_engine, session_factory
 from tools.storage.vin_repo import PgVinStore
@@ -132,6 +134,7 @@ class ToolDeps:
     limiter: GcraRateLimiter
     sessions: async_sessionmaker[AsyncSession]
     bulk: BulkDeps | None = None  # bulk jobs: their queue, limits and chunking
+    knowledge: KnowledgeDeps | None = None  # specs, comparisons and recalls
 
 
 def build_tool_deps(settings: Settings, infra: Infrastructure) -> ToolDeps:
@@ -185,7 +188,32 @@ def build_tool_deps(settings: Settings, infra: Infrastructure) -> ToolDeps:
         sessions=infra.sessions,
     )
     bulk = BulkDeps(sessions=infra.sessions, queue=infra.job_queue, limiter=limiter, settings=settings.bulk)
-    return ToolDeps(vin=vin, cache=cache, limiter=limiter, sessions=infra.sessions, bulk=bulk)
+    return ToolDeps(
+        vin=vin,
+        cache=cache,
+        limiter=limiter,
+        sessions=infra.sessions,
+        bulk=bulk,
+        knowledge=build_knowledge_deps(settings, infra, cache),
+    )
+
+
+def build_knowledge_deps(settings: Settings, infra: Infrastructure, cache: KvCache) -> KnowledgeDeps:
+    """Wire spec search: the query embedder (full text alone when it cannot be built) and the cache."""
+    embedder: QueryEmbedder | None
+    try:
+        embedder = build_embedder(settings, infra.http)
+    except ValueError as e:
+        logger.warning("no query embedder (%s); spec search ranks by full text only", e)
+        embedder = None
+    k = settings.knowledge
+    return KnowledgeDeps(
+        sessions=infra.sessions,
+        embedder=embedder,
+        cache=cache,
+        settings=k,
+        vocabulary=VocabularyCache(timedelta(seconds=k.vocabulary_ttl_s)),
+    )
 
 
 def embedded_pg_dir(settings: Settings) -> Path:

@@ -82,7 +82,10 @@ class BulkSettings(BaseModel):
     """Bulk decode jobs: chunking, per-tier limits and the Celery worker."""
 
     chunk_size: int = Field(
-        500, ge=1, le=10_000, description="VINs per Celery task; one task decodes and writes one chunk."
+        2_000,
+        ge=1,
+        le=10_000,
+        description="VINs per Celery task; one task decodes and writes one chunk (one commit).",
     )
     max_vins_per_job_free: int = Field(1_000, ge=1)
     max_vins_per_job_pro: int = Field(20_000, ge=1)
@@ -139,6 +142,69 @@ class AgentSettings(BaseModel):
     llm_temperature: float = Field(0.0, ge=0, le=2)
 
 
+class EmbeddingSettings(BaseModel):
+    """Text embeddings for vehicle knowledge: the local int8 MiniLM model, or OpenAI's API."""
+
+    provider: Literal["local", "openai"] = Field(
+        "local", description="local: all-MiniLM-L6-v2 int8 on onnxruntime; openai: the embeddings API."
+    )
+    local_model: str = Field("all-MiniLM-L6-v2-int8", description="Name recorded with local vectors.")
+    openai_model: str = Field("text-embedding-3-small", description="OpenAI model, asked for 384 dimensions.")
+    batch_size: int = Field(32, ge=1, le=2048, description="Texts per model call (or per API request).")
+    threads: int = Field(
+        0, ge=0, le=64, description="onnxruntime intra-op threads for the local model; 0 = one per core."
+    )
+    timeout_s: float = Field(30.0, gt=0, description="Timeout of one OpenAI embeddings request.")
+    retries: int = Field(2, ge=0, le=5, description="Retries of a failed OpenAI embeddings request.")
+    cache: bool = Field(
+        True, description="Keep document vectors in <data_dir>/embedding-cache.sqlite for re-ingestion."
+    )
+
+
+class KnowledgeSettings(BaseModel):
+    """Spec, comparison and recall look-ups: hybrid search depth, HNSW width, caching."""
+
+    candidates: int = Field(50, ge=5, le=500, description="Documents each ranker (full text, vector) fuses.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
+    ef_search: int = Field(100, ge=10, le=1000, description="HNSW candidate list size per vector query.")
+    cache_ttl_s: int = Field(3600, ge=0, description="How long search results stay cached; 0 turns it off.")
+    vocabulary_ttl_s: int = Field(600, ge=1, description="How long the known makes and models are kept.")
+
+
+class TelegramSettings(BaseModel):
+    """The Telegram bot: polling or webhook, the webhook's address and secret, per-tier message limits.
+
+    The token and a self-hosted Bot API server are read under their well-known names
+    (`TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_BASE_URL`) as `Settings.telegram_bot_token` and
+    `Settings.telegram_api_base_url`.
+    """
+
+    mode: Literal["polling", "webhook"] = Field(
+        "polling", description="polling: `vinbot bot` long-polls; webhook: the API serves /telegram/webhook."
+    )
+    webhook_url: str | None = Field(None, description="Public URL of /telegram/webhook, set with setWebhook.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Checked against X-Telegram-Bot-Api-Secret-Token on every webhook request."
+    )
+    poll_timeout_s: int = Field(30, ge=0, le=50, description="getUpdates long-poll timeout.")
+    dedupe_ttl_s: int = Field(86_400, ge=60, description="How long a webhook update_id is remembered.")
+    messages_per_day_free: int = Field(200, ge=1)
+    messages_per_day_pro: int = Field(2_000, ge=1)
+    messages_per_day_premium: int = Field(20_000, ge=1)
+    progress_interval_s: float = Field(2.0, gt=0, description="Seconds between bulk-job progress edits.")
+    concurrent_updates: int = Field(
+        8, ge=1, le=256, description="Updates handled at once (different chats; one chat's in order)."
+    )
+
+    def messages_per_day(self, tier: Tier) -> int:
+        """Return how many messages a user of `tier` may send the bot per day."""
+        return {
+            "free": self.messages_per_day_free,
+            "pro": self.messages_per_day_pro,
+            "premium": self.messages_per_day_premium,
+        }[tier]
+
+
 class Settings(BaseSettings):
     """Every setting vinbot reads. See README.md for the table of defaults."""
 
@@ -163,6 +229,8 @@ class Settings(BaseSettings):
     autodev_api_key: SecretStr | None = Field(None, validation_alias="AUTODEV_API_KEY")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base_url: str | None = Field(None, validation_alias="TELEGRAM_API_BASE_URL")
     llm_model: str = "gpt-4o-mini"
 
     vin_provider: Literal["offline", "nhtsa", "autodev"] = "offline"
@@ -172,6 +240,9 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     agent: AgentSettings = AgentSettings()
     bulk: BulkSettings = BulkSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
     cli_user: str = Field("local", description="The user the terminal commands act as.")
     cli_tier: Tier = Field("premium", description="The tier of the terminal user (the operator).")
 

@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
 
-    evaluate = commands.add_parser("eval", help="run an evaluation (agent by default, or vin-accuracy)")
+    evaluate = commands.add_parser(
+        "eval", help="run an evaluation (agent by default, vin-accuracy, specs, export-feedback)"
+    )
     evaluate.add_argument("suite", nargs="?", default="agent", choices=EVAL_SUITES)
     evaluate.add_argument("options", nargs=argparse.REMAINDER, help="options passed to the suite")
 
@@ -84,12 +86,43 @@ def _parser() -> argparse.ArgumentParser:
     cancel = job_commands.add_parser("cancel", help="cancel a job")
     cancel.add_argument("job_id", metavar="ID")
 
+    commands.add_parser(
+        "bot",
+        help="run the Telegram bot (long polling)",
+        description="Run the Telegram bot with long polling (needs TELEGRAM_BOT_TOKEN; "
+        "TELEGRAM_API_BASE_URL points it at a self-hosted Bot API server). In webhook mode "
+        "(VINBOT_TELEGRAM__MODE=webhook) `vinbot api` serves /telegram/webhook instead.",
+    )
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="load vehicle knowledge (EPA, EPA test cars, NHTSA recalls)",
+        description="Load a dataset into the vehicle knowledge base: parse, embed new and changed "
+        "records, upsert by record id. Re-runs change nothing; an interrupted run resumes. Without "
+        "--source or --data-dir the publisher's files are downloaded.",
+    )
+    ingest.add_argument(
+        "dataset",
+        metavar="SOURCE",
+        choices=["epa", "epa-test-cars", "recalls", "all"],
+        help="epa, epa-test-cars, recalls, or all (with --data-dir)",
+    )
+    ingest.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH|URL",
+        help="a file (.csv, .csv.gz, .zip, .xlsx) or URL; repeat for several files",
+    )
+    ingest.add_argument("--data-dir", type=Path, help="a folder holding the shared data files")
+    ingest.add_argument("--batch-size", type=int, default=1000, help="documents per committed batch")
+
     migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade)")
     migrate.add_argument("revision", nargs="?", default="head")
     return parser
 
 
-EVAL_SUITES = ("agent", "vin-accuracy")
+EVAL_SUITES = ("agent", "vin-accuracy", "export-feedback", "specs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,9 +161,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_chat(settings, language=args.language))
     if args.command == "api":
         from api.app import serve
+        from bot.webhook import webhook_routers
 
+        routers = webhook_routers(settings)  # the Telegram webhook, in webhook mode only
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
-            serve(settings, host=args.host, port=args.port)
+            serve(settings, host=args.host, port=args.port, routers=routers)
+        return EXIT_OK
+    if args.command == "bot":
+        from bot.app import serve as serve_bot
+
+        with contextlib.suppress(KeyboardInterrupt):
+            return serve_bot(settings)
         return EXIT_OK
     if args.command == "eval":
         suite_args = [o for o in args.options if o != "--"]
@@ -138,6 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from evals import vin_accuracy
 
             return vin_accuracy.main(suite_args)
+        if args.suite == "specs":
+            from evals import specs_run
+
+            return specs_run.main(suite_args, settings=settings)
+        if args.suite == "export-feedback":
+            from evals import feedback
+
+            return feedback.main(suite_args, settings=settings)
         from evals import run as agent_evals
 
         return agent_evals.main(suite_args, settings=settings)
@@ -158,6 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             format=getattr(args, "format", "json"),
         )
         return asyncio.run(run_jobs(settings, options_jobs))
+    if args.command == "ingest":
+        from vinbot.ingest_cmd import IngestOptions, run_ingest
+
+        options_ingest = IngestOptions(
+            dataset=args.dataset, sources=args.source, data_dir=args.data_dir, batch_size=args.batch_size
+        )
+        return asyncio.run(run_ingest(settings, options_ingest))
     if args.command == "migrate":
         return _migrate(settings, args.revision)
     return EXIT_USAGE

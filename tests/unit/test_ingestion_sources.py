@@ -1,0 +1,71 @@
+"""Source files are read the same way whatever their container, with the lines rows start on."""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from ingestion.sources import SourceError, archive_date, date_in_name, local_file, read_rows
+
+CSV = 'make,model,year\nHonda,"CR-V\nAWD",2019\nToyota,RAV4,2019,extra\n\nFord,F150,2024\n'
+
+
+def test_plain_gzip_and_zip_give_the_same_rows_and_lines(tmp_path: Path) -> None:
+    plain = tmp_path / "v.csv"
+    plain.write_text(CSV)
+    packed = tmp_path / "v.csv.gz"
+    packed.write_bytes(gzip.compress(CSV.encode()))
+    archive = tmp_path / "v.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("v.csv", CSV)
+    results = [[(r.line, r.values) for r in read_rows(p)] for p in (plain, packed, archive)]
+    assert results[0] == results[1] == results[2]
+    lines = [line for line, _ in results[0]]
+    assert lines == [2, 4, 6]  # the quoted model spans lines 2-3; line 5 is blank
+    assert results[0][0][1] == {"make": "Honda", "model": "CR-V\nAWD", "year": "2019"}
+    assert results[0][1][1]["__width__"] == "4"  # one field too many: the loader rejects it
+
+
+def test_zip_rows_name_their_member(tmp_path: Path) -> None:
+    archive = tmp_path / "RCL.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(zipfile.ZipInfo("RCL_FROM_2025_2026.csv", date_time=(2026, 2, 23, 8, 1, 0)), CSV)
+    assert {r.member for r in read_rows(archive)} == {"RCL_FROM_2025_2026.csv"}
+    assert archive_date(archive) == date(2026, 2, 23)
+
+
+def test_xlsx_first_sheet_is_read_with_shared_and_inline_strings(tmp_path: Path) -> None:
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    strings = ("Model Year", "Represented Test Veh Make", "TOYOTA")
+    shared = f"<sst {ns}>" + "".join(f"<si><t>{s}</t></si>" for s in strings) + "</sst>"
+    sheet = (
+        f"<worksheet {ns}><sheetData>"
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+        '<c r="C1" t="inlineStr"><is><t>HP</t></is></c></row>'
+        '<row r="2"><c r="A2"><v>2019</v></c><c r="B2" t="s"><v>2</v></c><c r="C2"><v>203</v></c></row>'
+        '<row r="4"><c r="A4"><v>2020</v></c><c r="C4"><v>176</v></c></row>'
+        "</sheetData></worksheet>"
+    )
+    book = tmp_path / "19tstcar-2020-10-02.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/sharedStrings.xml", shared)
+        z.writestr("xl/worksheets/sheet1.xml", sheet)
+    rows = list(read_rows(book))
+    assert [(r.line, r.values) for r in rows] == [
+        (2, {"Model Year": "2019", "Represented Test Veh Make": "TOYOTA", "HP": "203"}),
+        (4, {"Model Year": "2020", "Represented Test Veh Make": "", "HP": "176"}),
+    ]
+
+
+def test_dates_in_publisher_file_names() -> None:
+    assert date_in_name("19tstcar-2020-10-02.xlsx") == date(2020, 10, 2)
+    assert date_in_name("15tstcar.csv") is None
+
+
+def test_missing_local_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        local_file(str(tmp_path / "nope.csv"))
