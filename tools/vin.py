@@ -172,7 +172,9 @@ async def _spend_quota(limiter: RateLimiter, limits: LimitSettings, caller: Call
 
 def _with_local_suggestions(vin: Vin, vehicle: DecodedVehicle) -> DecodedVehicle:
     """Add our own look-alike suggestions when the check digit fails and the provider had none."""
-    if vehicle.suggestions or vin.check_digit_valid:
+    # Every provider reports the check digit of the VIN it was given (ultravin computes it,
+    # the others copy `Vin.check_digit_valid`), so it need not be computed again here.
+    if vehicle.suggestions or (vehicle.check_digit_valid and vehicle.vin == vin.value):
         return vehicle
     local = vin.suggestions()
     return vehicle.model_copy(update={"suggestions": local}) if local else vehicle

@@ -7,10 +7,10 @@ directly. Values vPIC uses to say "nothing here" become `None`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, TypeAdapter
 
 RawValue = str | list[str]
 
@@ -97,7 +97,9 @@ class DecodedVehicle(_Frozen):
     errors: tuple[DecodeIssue, ...] = ()
     suggestions: tuple[str, ...] = ()
     source: DecodeSource
-    raw: dict[str, RawValue] = Field(default_factory=dict)
+    # Not validated value by value: seventy attributes per decode cost more to check than
+    # the decode itself. `vehicle_from_vpic` checks untrusted maps with `_RAW` instead.
+    raw: SkipValidation[dict[str, RawValue]] = Field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -118,155 +120,231 @@ class DecodedVehicle(_Frozen):
 
 
 def vehicle_from_vpic(
-    vin: str, attributes: Mapping[str, RawValue], *, check_digit_valid: bool, source: DecodeSource
+    vin: str,
+    attributes: Mapping[str, RawValue],
+    *,
+    check_digit_valid: bool,
+    source: DecodeSource,
+    trusted: bool = False,
+    keep_raw: bool = True,
 ) -> DecodedVehicle:
-    """Build a `DecodedVehicle` from vPIC variable names and values."""
-    get = attributes.get  # read ~30 times per decode, and decodes run thousands of times a second
+    """Build a `DecodedVehicle` from vPIC variable names and values.
 
-    def text(name: str) -> str | None:
-        value = get(name)
-        if value is None:
-            return None
-        if isinstance(value, list):
-            value = "; ".join(value)
-        value = value.strip()
-        return None if value.lower() in _EMPTY else value
-
-    def number(name: str) -> float | None:
-        value = text(name)
-        if value is None:
-            return None
-        try:
-            parsed = float(value)
-        except ValueError:
-            return None
-        return parsed if parsed > 0 else None
-
-    def integer(name: str) -> int | None:
-        value = number(name)
-        return None if value is None else round(value)
-
-    errors = _errors_from_vpic(text("Error Code"), text("Error Text"))
-    suggested = text("Suggested VIN")
-    suggestions = (suggested,) if suggested and "!" not in suggested and suggested != vin else ()
-    make = text("Make")
-    turbo = text("Turbo")
-    displacement = number("Displacement (L)")
-    # Validation is skipped when the inputs already have their fields' exact types: every
-    # other value is built here with its exact type. Validating `raw` (some seventy values)
-    # and four models per decode used to cost more than the decode itself.
-    raw = _raw_of_exact_types(attributes)
-    exact = (
-        raw is not None
-        and type(vin) is str
-        and type(check_digit_valid) is bool
-        and isinstance(source, DecodeSource)
-    )
-    build = _build_valid if exact else _build_validated
-    return build(
-        DecodedVehicle,
+    `trusted` says every key and value is a `str` (or a `list[str]`, for vPIC's
+    multi-valued notes), as the offline decoder documents and the NHTSA adapter
+    builds them: then the attribute map becomes `raw` without being checked value
+    by value. Anything else is validated, and a value of another type raises
+    `pydantic.ValidationError`. `keep_raw=False` leaves `raw` empty, for callers that
+    store the typed fields only (bulk jobs).
+    """
+    if trusted and type(vin) is str and type(check_digit_valid) is bool:
+        fields = _fields_of_trusted(vin, attributes)
+        if fields is not None:
+            fields["check_digit_valid"] = check_digit_valid
+            fields["source"] = source
+            fields["raw"] = {k: v for k, v in attributes.items() if v} if keep_raw else {}
+            return DecodedVehicle.model_validate(fields)
+    raw = _RAW.validate_python({k: v for k, v in attributes.items() if v not in ("", [])}) if keep_raw else {}
+    return DecodedVehicle.model_validate(
         {
-            "vin": vin,
-            "valid": make is not None and not (errors and {e.code for e in errors} & BLOCKING_ERROR_CODES),
+            **_fields_of_any(vin, attributes),
             "check_digit_valid": check_digit_valid,
-            "make": make,
-            "manufacturer": text("Manufacturer Name"),
-            "model": text("Model"),
-            "model_year": integer("Model Year"),
-            "trim": text("Trim"),
-            "series": text("Series"),
-            "body_class": text("Body Class"),
-            "vehicle_type": text("Vehicle Type"),
-            "doors": integer("Doors"),
-            "drive_type": text("Drive Type"),
-            "transmission": build(
-                Transmission, {"style": text("Transmission Style"), "speeds": integer("Transmission Speeds")}
-            ),
-            "engine": build(
-                Engine,
-                {
-                    "cylinders": integer("Engine Number of Cylinders"),
-                    "displacement_l": round(displacement, 3) if displacement is not None else None,
-                    "model": text("Engine Model"),
-                    "configuration": text("Engine Configuration"),
-                    "hp": number("Engine Brake (hp) From"),
-                    "hp_to": number("Engine Brake (hp) To"),
-                    "fuel_type_primary": text("Fuel Type - Primary"),
-                    "fuel_type_secondary": text("Fuel Type - Secondary"),
-                    "turbo": None if turbo is None else turbo.lower() in {"yes", "true"},
-                    "electrification": text("Electrification Level"),
-                },
-            ),
-            "plant": build(
-                Plant,
-                {"city": text("Plant City"), "state": text("Plant State"), "country": text("Plant Country")},
-            ),
-            "gvwr": text("Gross Vehicle Weight Rating From"),
-            "gvwr_to": text("Gross Vehicle Weight Rating To"),
-            "errors": errors,
-            "suggestions": suggestions,
             "source": source,
-            "raw": raw if raw is not None else {k: v for k, v in attributes.items() if v not in ("", [])},
-        },
+            "raw": raw,
+        }
     )
 
 
-def _raw_of_exact_types(attributes: Mapping[str, RawValue]) -> dict[str, RawValue] | None:
-    """Return the non-empty attributes when every key is a `str` and every value a `str` or `list[str]`.
+def trusted_fields(
+    vin: str, attributes: Mapping[str, RawValue], *, check_digit_valid: bool, source: DecodeSource
+) -> dict[str, Any]:
+    """Return the fields `vehicle_from_vpic(..., trusted=True, keep_raw=False)` builds, as a dict.
 
-    That is what validating `DecodedVehicle.raw` would produce (lists are copied, as
-    validation copies them); None means some value needs pydantic's coercion or error.
+    Each value has its field's type (nested models included), so the dict reads like
+    that vehicle's `__dict__`; building no model saves a third of the cost, for callers
+    that only store the fields (bulk jobs).
     """
-    raw: dict[str, RawValue] = {}
-    for key, value in attributes.items():
-        if type(key) is not str:
-            return None
-        if type(value) is str:
-            if value:
-                raw[key] = value
-        elif type(value) is list and all(type(item) is str for item in value):
-            if value:
-                raw[key] = list(value)
-        else:
-            return None
-    return raw
+    fields = _fields_of_trusted(vin, attributes)
+    if fields is None:
+        return dict(
+            vehicle_from_vpic(
+                vin, attributes, check_digit_valid=check_digit_valid, source=source, keep_raw=False
+            ).__dict__
+        )
+    fields["check_digit_valid"] = check_digit_valid
+    fields["source"] = source
+    fields["raw"] = {}
+    return fields
 
 
-_M = TypeVar("_M", bound=BaseModel)
+_RAW: TypeAdapter[dict[str, RawValue]] = TypeAdapter(dict[str, RawValue])
+
+# The vPIC variables each field is read from, in the order the memo keys below use.
+_ENGINE_VARIABLES = (
+    "Engine Number of Cylinders",
+    "Displacement (L)",
+    "Engine Model",
+    "Engine Configuration",
+    "Engine Brake (hp) From",
+    "Engine Brake (hp) To",
+    "Fuel Type - Primary",
+    "Fuel Type - Secondary",
+    "Turbo",
+    "Electrification Level",
+)
+_PLANT_VARIABLES = ("Plant City", "Plant State", "Plant Country")
+_TRANSMISSION_VARIABLES = ("Transmission Style", "Transmission Speeds")
 
 
-def _build_validated(cls: type[_M], fields: dict[str, Any]) -> _M:
-    return cls(**fields)
+def _clean_text(value: RawValue | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = "; ".join(value)
+    value = value.strip()
+    return None if value.lower() in _EMPTY else value
 
 
-def _build_valid(cls: type[_M], fields: dict[str, Any]) -> _M:
-    """Build `cls` from all its fields, each already of its exact type, without validating.
+def _clean_number(value: RawValue | None) -> float | None:
+    text = _clean_text(value)
+    if text is None:
+        return None
+    try:
+        parsed = float(text)
+    except ValueError:
+        return None
+    return parsed if parsed > 0 else None
 
-    This is what `model_construct` does for these models (no extras, private attributes
-    or post-init hook), without its per-field alias handling, which costs more than
-    validation. Anything else goes through validation.
+
+def _clean_integer(value: RawValue | None) -> int | None:
+    number = _clean_number(value)
+    return None if number is None else round(number)
+
+
+def _engine_fields(values: Sequence[RawValue | None]) -> dict[str, Any]:
+    cylinders, displacement, model, configuration, hp, hp_to, fuel, fuel2, turbo, electrification = values
+    litres = _clean_number(displacement)
+    turbo_text = _clean_text(turbo)
+    return {
+        "cylinders": _clean_integer(cylinders),
+        "displacement_l": round(litres, 3) if litres is not None else None,
+        "model": _clean_text(model),
+        "configuration": _clean_text(configuration),
+        "hp": _clean_number(hp),
+        "hp_to": _clean_number(hp_to),
+        "fuel_type_primary": _clean_text(fuel),
+        "fuel_type_secondary": _clean_text(fuel2),
+        "turbo": None if turbo_text is None else turbo_text.lower() in {"yes", "true"},
+        "electrification": _clean_text(electrification),
+    }
+
+
+def _fields_of_any(vin: str, attributes: Mapping[str, RawValue]) -> dict[str, Any]:
+    """Return every field but `check_digit_valid`, `source` and `raw`, read value by value."""
+    get = attributes.get
+    errors = _errors_from_vpic(_clean_text(get("Error Code")), _clean_text(get("Error Text")))
+    suggested = _clean_text(get("Suggested VIN"))
+    make = _clean_text(get("Make"))
+    return {
+        "vin": vin,
+        "valid": make is not None and not (errors and {e.code for e in errors} & BLOCKING_ERROR_CODES),
+        "make": make,
+        "manufacturer": _clean_text(get("Manufacturer Name")),
+        "model": _clean_text(get("Model")),
+        "model_year": _clean_integer(get("Model Year")),
+        "trim": _clean_text(get("Trim")),
+        "series": _clean_text(get("Series")),
+        "body_class": _clean_text(get("Body Class")),
+        "vehicle_type": _clean_text(get("Vehicle Type")),
+        "doors": _clean_integer(get("Doors")),
+        "drive_type": _clean_text(get("Drive Type")),
+        "transmission": Transmission(
+            style=_clean_text(get("Transmission Style")), speeds=_clean_integer(get("Transmission Speeds"))
+        ),
+        "engine": Engine(**_engine_fields([get(name) for name in _ENGINE_VARIABLES])),
+        "plant": Plant(
+            city=_clean_text(get("Plant City")),
+            state=_clean_text(get("Plant State")),
+            country=_clean_text(get("Plant Country")),
+        ),
+        "gvwr": _clean_text(get("Gross Vehicle Weight Rating From")),
+        "gvwr_to": _clean_text(get("Gross Vehicle Weight Rating To")),
+        "errors": errors,
+        "suggestions": (suggested,) if suggested and "!" not in suggested and suggested != vin else (),
+    }
+
+
+class _Memo(dict[Any, Any]):
+    """A bounded memo: `memo[key]` computes `build(key)` once, then serves it until the memo fills up.
+
+    vPIC values repeat across VINs ("Not Applicable", "Gasoline", an engine's ten
+    values), so a dict look-up replaces the parsing, and the frozen sub-models
+    (`Engine`, `Plant`, `Transmission`, the error tuples) are shared between
+    vehicles. Only values that do not depend on the VIN's serial part are memoised.
     """
-    if fields.keys() != _DIRECT_FIELDS.get(cls):
-        return cls(**fields)
-    instance = _new(cls)
-    _set(instance, "__dict__", fields)
-    _set(instance, "__pydantic_fields_set__", set(fields))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+
+    def __init__(self, build: Callable[[Any], Any], *, limit: int = 50_000) -> None:
+        super().__init__()
+        self._build = build
+        self._limit = limit
+
+    def __missing__(self, key: Any) -> Any:
+        value = self._build(key)
+        if len(self) >= self._limit:
+            self.clear()
+        self[key] = value
+        return value
 
 
-_new = object.__new__
-_set = object.__setattr__
-# The models `_build_valid` may fill directly, with their field names (looked up once:
-# attribute lookups on pydantic model classes are slow).
-_DIRECT_FIELDS: dict[type[BaseModel], frozenset[str]] = {
-    cls: frozenset(cls.model_fields)
-    for cls in (DecodedVehicle, Engine, Transmission, Plant)
-    if cls.__pydantic_post_init__ is None
-    and not cls.__private_attributes__
-    and cls.model_config.get("extra") != "allow"
-}
+# Keys are raw `str` values (or None for an absent variable) or tuples of them.
+_TEXT = _Memo(_clean_text)
+_INTEGER = _Memo(_clean_integer)
+_ENGINES = _Memo(lambda values: Engine(**_engine_fields(values)))
+_PLANTS = _Memo(lambda v: Plant(city=_clean_text(v[0]), state=_clean_text(v[1]), country=_clean_text(v[2])))
+_TRANSMISSIONS = _Memo(lambda v: Transmission(style=_clean_text(v[0]), speeds=_clean_integer(v[1])))
+
+
+def _errors_and_blocking(key: tuple[str | None, str | None]) -> tuple[tuple[DecodeIssue, ...], bool]:
+    errors = _errors_from_vpic(_clean_text(key[0]), _clean_text(key[1]))
+    return errors, bool(errors and {e.code for e in errors} & BLOCKING_ERROR_CODES)
+
+
+_ERRORS = _Memo(_errors_and_blocking)
+
+
+def _fields_of_trusted(vin: str, attributes: Mapping[str, RawValue]) -> dict[str, Any] | None:
+    """Return what `_fields_of_any` returns, through the memos; None if a value read is not a `str`."""
+    get = attributes.get
+    try:
+        text = _TEXT.__getitem__
+        integer = _INTEGER.__getitem__
+        errors, blocking = _ERRORS[get("Error Code"), get("Error Text")]
+        suggested = text(get("Suggested VIN"))
+        make = text(get("Make"))
+        return {
+            "vin": vin,
+            "valid": make is not None and not blocking,
+            "make": make,
+            "manufacturer": text(get("Manufacturer Name")),
+            "model": text(get("Model")),
+            "model_year": integer(get("Model Year")),
+            "trim": text(get("Trim")),
+            "series": text(get("Series")),
+            "body_class": text(get("Body Class")),
+            "vehicle_type": text(get("Vehicle Type")),
+            "doors": integer(get("Doors")),
+            "drive_type": text(get("Drive Type")),
+            "transmission": _TRANSMISSIONS[tuple(map(get, _TRANSMISSION_VARIABLES))],
+            "engine": _ENGINES[tuple(map(get, _ENGINE_VARIABLES))],
+            "plant": _PLANTS[tuple(map(get, _PLANT_VARIABLES))],
+            "gvwr": text(get("Gross Vehicle Weight Rating From")),
+            "gvwr_to": text(get("Gross Vehicle Weight Rating To")),
+            "errors": errors,
+            "suggestions": (suggested,) if suggested and "!" not in suggested and suggested != vin else (),
+        }
+    except (TypeError, AttributeError):
+        # A list (unhashable) or another type where a string was promised: read it the slow way.
+        return None
 
 
 def _errors_from_vpic(code_field: str | None, text_field: str | None) -> tuple[DecodeIssue, ...]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import ultravin
 
-from tools.domain.vehicle import DecodedVehicle, DecodeSource, RawValue, vehicle_from_vpic
+from tools.domain.vehicle import DecodedVehicle, DecodeSource, RawValue, trusted_fields, vehicle_from_vpic
 from tools.errors import BadProviderResponse
 from tools.providers.base import DecodeRequest
 
@@ -47,8 +47,10 @@ class UltravinDecoder:
             raise BadProviderResponse("offline", "The offline decoder could not read this VIN.") from e
         return self._to_vehicle(row)
 
-    def decode_many_sync(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle]:
-        """Decode many VINs without an event loop."""
+    def decode_many_sync(
+        self, requests: Sequence[DecodeRequest], *, keep_raw: bool = True
+    ) -> list[DecodedVehicle]:
+        """Decode many VINs without an event loop (`keep_raw=False`: leave `raw` empty)."""
         if not requests:
             return []
         vins = [r.vin.value for r in requests]
@@ -57,10 +59,35 @@ class UltravinDecoder:
             rows = ultravin.decode_batch(vins, years=years if any(y is not None for y in years) else None)
         except (ValueError, TypeError) as e:
             raise BadProviderResponse("offline", "The offline decoder could not read these VINs.") from e
-        return [self._to_vehicle(row) for row in rows]
+        return [self._to_vehicle(row, keep_raw=keep_raw) for row in rows]
 
-    def _to_vehicle(self, row: Mapping[str, Any]) -> DecodedVehicle:
+    def decode_fields_sync(self, requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
+        """Decode many VINs into the fields a `DecodedVehicle` would hold (no `raw`), without building it."""
+        if not requests:
+            return []
+        try:
+            rows = ultravin.decode_batch(
+                [r.vin.value for r in requests],
+                years=[r.year for r in requests] if any(r.year is not None for r in requests) else None,
+            )
+        except (ValueError, TypeError) as e:
+            raise BadProviderResponse("offline", "The offline decoder could not read these VINs.") from e
+        source = self._source
+        return [
+            trusted_fields(
+                row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"]), source=source
+            )
+            for row in rows
+        ]
+
+    def _to_vehicle(self, row: Mapping[str, Any], *, keep_raw: bool = True) -> DecodedVehicle:
         attributes: dict[str, RawValue] = row["attributes"]
+        # ultravin documents its values: `str`, or `list[str]` for the multi-valued notes.
         return vehicle_from_vpic(
-            row["vin"], attributes, check_digit_valid=bool(row["check_digit_valid"]), source=self._source
+            row["vin"],
+            attributes,
+            check_digit_valid=bool(row["check_digit_valid"]),
+            source=self._source,
+            trusted=True,
+            keep_raw=keep_raw,
         )
