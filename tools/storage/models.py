@@ -161,7 +161,8 @@ class JobItem(Base):
     chunk_no: Mapped[int | None] = mapped_column(Integer)  # None: invalid, or a duplicate
     dup_of: Mapped[int | None] = mapped_column(Integer)  # the first line with the same VIN and hint
     state: Mapped[str] = mapped_column(String(16))  # pending | done | failed | invalid
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # A compact decode row (`job_repo.compact_row`, a JSON array); jobs decoded before it hold an object.
+    result: Mapped[list[Any] | dict[str, Any] | None] = mapped_column(JSONB)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
@@ -250,3 +251,21 @@ class IngestRun(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")  # bad rows with line numbers
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Feedback(Base):
+    """A 👍 or 👎 on one assistant answer, by the user it was given to (one vote each, last one wins)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("user_id", "message_id", name="uq_feedback_user_message"),
+        Index("ix_feedback_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    rating: Mapped[int] = mapped_column(SmallInteger)  # +1 or -1
+    channel: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,3 +43,8 @@ async def get_or_create_user(
     await session.execute(stmt)
     user = (await session.execute(select(User).where(User.external_id == external_id))).scalar_one()
     return UserRecord(user.id, user.external_id, user.username, user.language, user.tier)
+
+
+async def set_language(session: AsyncSession, user_id: int, language: str) -> None:
+    """Store the user's chosen language (`/language` in the bot)."""
+    await session.execute(update(User).where(User.id == user_id).values(language=language))
