@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from agent.assistant import Assistant
@@ -60,6 +60,7 @@ def create_app(
     *,
     assistant_factory: AssistantFactory | None = None,
     services_factory: ServicesFactory | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """Return the API application.
 
@@ -68,6 +69,8 @@ def create_app(
         assistant_factory: Builds the assistant; `agent.bootstrap.build_assistant` by default.
         services_factory: Opens the services; by default the real infrastructure
             (tests pass one that yields fakes).
+        routers: Extra routers the composition root mounts (the Telegram webhook); their
+            lifespans run inside the app's.
     """
     build = assistant_factory or build_assistant
     open_services = services_factory or open_real_services
@@ -93,6 +96,8 @@ def create_app(
     app.include_router(vin.router)
     app.include_router(jobs.router)
     app.include_router(web.router)
+    for router in routers:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     return app
 
@@ -133,7 +138,9 @@ class InfrastructureHealth:
         return {**status, "agent": True}
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8000, routers: Sequence[APIRouter] = ()
+) -> None:
     """Serve the API with uvicorn until interrupted (the entry function of `vinbot api`).
 
     Logging is the caller's (`configure_logging`); uvicorn only adds its records to it.
@@ -153,7 +160,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
         port,
     )
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, routers=routers),
         host=host,
         port=port,
         log_config=None,
