@@ -74,8 +74,8 @@ async def run_job(pg_url: str, redis_url: str, vins: list[str], chunk_size: int,
         while not (status := await bulk.get_status(job.id, deps=deps, caller=caller)).finished:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         decoded = time.perf_counter()
-        with out.open("w", encoding="utf-8") as handle:
-            async for piece in bulk.iter_rendered(bulk.iter_results(job.id, deps=deps, caller=caller), "csv"):
+        with out.open("wb") as handle:
+            async for piece in bulk.stream_results(job.id, "csv", deps=deps, caller=caller):
                 handle.write(piece)
         finished = time.perf_counter()
         print(
@@ -118,6 +118,7 @@ def main() -> None:
             f"{args.n:,} VINs in {job:.2f} s ({args.n / job:,.0f}/s)"
         )
         print(f"ratio (raw time / job time): {raw / job:.2f}x  (goal >= 0.5x)")
+        print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -28,7 +29,6 @@ from celery import Celery
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tools.domain.vehicle import DecodedVehicle
 from tools.domain.vin import Vin
 from tools.errors import DomainError, InvalidInput, InvalidVin, NotAllowed
 from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter
@@ -437,15 +437,20 @@ async def _spend_quota(limiter: RateLimiter, settings: BulkSettings, caller: Cal
 # ------------------------------------------------------------------ results
 
 
+NOT_DECODED_CANCELLED = "This line was not decoded: the job was cancelled first."
+NOT_DECODED_PENDING = "This line was not decoded: the job has not reached it yet."
+DECODE_FAILED = "decode_failed"
+
+
 def result_row(row: job_repo.ResultRow, *, cancelled: bool = False) -> dict[str, Any]:
     """Return one input line as a JSON object: `line`, `input`, then the decode fields or `error`."""
     head: dict[str, Any] = {"line": row.line, "input": row.input}
     if row.result is not None:
-        return {**head, **row.result, "error": row.error}
+        return {**head, **job_repo.expand_row(row.result), "error": row.error}
     error = row.error
     if error is None:
-        reason = "the job was cancelled first" if cancelled else "the job has not reached it yet"
-        error = {"error": "not_decoded", "message": f"This line was not decoded: {reason}."}
+        message = NOT_DECODED_CANCELLED if cancelled else NOT_DECODED_PENDING
+        error = {"error": "not_decoded", "message": message}
     return {**head, "vin": None, "valid": False, "error": error}
 
 
@@ -462,26 +467,37 @@ async def iter_results(job_id: str, *, deps: BulkDeps, caller: Caller) -> AsyncI
             yield result_row(row, cancelled=cancelled)
 
 
+async def stream_results(
+    job_id: str, fmt: ResultFormat, *, deps: BulkDeps, caller: Caller
+) -> AsyncIterator[bytes]:
+    """Yield the job's results file in pieces: CSV (with a header) or one JSON array.
+
+    The CSV is rendered by PostgreSQL (`COPY ... TO STDOUT`), which is many times
+    faster than rendering a hundred thousand rows in Python; JSON is rendered here.
+    Both have one row per input line, in input order, as `iter_rendered` writes them.
+
+    Raises:
+        JobNotFound: no such job, or it belongs to someone else (raised on first iteration).
+    """
+    if fmt == "json":
+        async for piece in iter_rendered(iter_results(job_id, deps=deps, caller=caller), "json"):
+            yield piece.encode()
+        return
+    async with deps.sessions() as session:
+        job = await _owned(session, job_id, caller)
+        message = NOT_DECODED_CANCELLED if job.status == "cancelled" else NOT_DECODED_PENDING
+        yield (",".join(CSV_COLUMNS) + "\n").encode()
+        async for data in job_repo.iter_results_csv(session, job.id, not_decoded=message):
+            yield data
+
+
 async def ensure_owned(job_id: str, *, deps: BulkDeps, caller: Caller) -> None:
     """Raise `JobNotFound` unless the caller owns the job (before a response starts streaming)."""
     async with deps.sessions() as session:
         await _owned(session, job_id, caller)
 
 
-def _csv_columns() -> list[str]:
-    columns = ["line", "input"]
-    for name, info in DecodedVehicle.model_fields.items():
-        if name == "raw":
-            continue
-        nested = info.annotation
-        if isinstance(nested, type) and issubclass(nested, BaseModel):
-            columns += [f"{name}_{sub}" for sub in nested.model_fields]
-        else:
-            columns.append(name)
-    return [*columns, "error", "error_message"]
-
-
-CSV_COLUMNS = _csv_columns()
+CSV_COLUMNS = ["line", "input", *(f.column for f in job_repo.RESULT_FIELDS), "error", "error_message"]
 """The CSV header: the `DecodedVehicle` fields, nested ones flattened (`engine_hp`), then the error."""
 
 
@@ -529,39 +545,116 @@ async def iter_rendered(rows: AsyncIterator[dict[str, Any]], fmt: ResultFormat) 
         yield buffer.getvalue()
         return
     first = True
+    pieces: list[str] = []
     async for row in rows:
-        yield ("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False)
+        pieces.append(("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
         first = False
-    yield "[]\n" if first else "\n]\n"
+        if len(pieces) >= 1000:
+            yield "".join(pieces)
+            pieces.clear()
+    pieces.append("[]\n" if first else "\n]\n")
+    yield "".join(pieces)
+
+
+async def watch(
+    job_id: str, *, deps: BulkDeps, caller: Caller, interval_s: float = 1.0
+) -> AsyncIterator[JobStatus]:
+    """Yield the job's status now and then each time it changes, until the job has finished.
+
+    For transports that show progress (a bar, an edited chat message): it polls
+    `get_status` every `interval_s` seconds and yields only when the state, the
+    chunks finished or the counts moved, so a caller can render every status it gets.
+    The last status yielded is the finished one (with its summary). Stop iterating
+    to stop watching; the job runs on regardless.
+
+    Raises:
+        JobNotFound: no such job, or it belongs to someone else (raised on first iteration).
+    """
+    last: tuple[object, ...] | None = None
+    while True:
+        status = await get_status(job_id, deps=deps, caller=caller)
+        seen = (status.status, status.chunks_done, status.progress.done, status.progress.failed)
+        if seen != last:
+            last = seen
+            yield status
+        if status.finished:
+            return
+        await asyncio.sleep(interval_s)
 
 
 # ------------------------------------------------------------------ worker side
 
 
-async def run_chunk(job_id: str, chunk_no: int, settings: Settings, *, offline: bool = False) -> ChunkOutcome:
-    """Run one chunk in the worker: open this task's clients inside its event loop, then decode.
+class ChunkRunner:
+    """What one worker process keeps between chunk tasks: an event loop, a database pool, the decoders.
 
-    `offline` decodes with the offline decoder, the fallback after the retries are spent.
+    Opening an engine, a Redis pool and an HTTP client for every chunk cost more than
+    decoding it. The runner opens them once, on the first task, inside its own event
+    loop, and every later task runs in that same loop (async pools must not cross event
+    loops). Build it in the worker process (after the fork), and `close` it on shutdown.
     """
-    if offline or settings.vin_provider == "offline":
-        # The offline decoder needs only the database: skip the HTTP client and Redis
-        # (building an HTTP client's TLS context alone costs more than a chunk's writes).
+
+    def __init__(self, settings: Settings) -> None:
         if not settings.database_url:
             raise RuntimeError("the worker needs a resolved DATABASE_URL")
-        engine = create_engine(settings.database_url, pool_size=1)
-        try:
-            vin = VinDeps(decoders={"offline": UltravinDecoder()})
-            return await process_chunk(
-                job_id, chunk_no, sessions=session_factory(engine), vin=vin, offline=True
-            )
-        finally:
-            await engine.dispose()
-    # Imported here: tools.bootstrap builds `BulkDeps` from this module.
-    from tools.bootstrap import build_tool_deps, open_infrastructure
+        self._settings = settings
+        self._loop = asyncio.Runner()
+        self._stack = AsyncExitStack()
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._offline = VinDeps(decoders={"offline": UltravinDecoder()})
+        self._vin: VinDeps | None = None
+        self._closed = False
 
-    async with open_infrastructure(settings, migrate_schema=False) as infra:
-        deps = build_tool_deps(settings, infra)
-        return await process_chunk(job_id, chunk_no, sessions=infra.sessions, vin=deps.vin)
+    def run(self, job_id: str, chunk_no: int, *, offline: bool = False) -> ChunkOutcome:
+        """Decode one chunk and write its results (`offline`: with the offline decoder only).
+
+        Raises:
+            ProviderError: the decoder failed (the task retries with backoff, then decodes offline).
+        """
+        return self._loop.run(self._run(job_id, chunk_no, offline=offline))
+
+    def fail(self, job_id: str, chunk_no: int, message: str) -> ChunkOutcome:
+        """Record every line of a chunk that could not be decoded at all as failed, with `message`."""
+        return self._loop.run(self._fail(job_id, chunk_no, message))
+
+    def close(self) -> None:
+        """Close the pools and the event loop; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.run(self._stack.aclose())
+        finally:
+            self._loop.close()
+
+    async def _open(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessions is None:
+            settings = self._settings
+            if settings.vin_provider == "offline":
+                # The offline decoder needs only the database: no HTTP client, no Redis.
+                assert settings.database_url is not None  # noqa: S101 - checked in __init__
+                engine = create_engine(settings.database_url, pool_size=1)
+                self._stack.push_async_callback(engine.dispose)
+                self._sessions = session_factory(engine)
+                self._vin = self._offline
+            else:
+                # Imported here: tools.bootstrap builds `BulkDeps` from this module.
+                from tools.bootstrap import build_tool_deps, open_infrastructure
+
+                infra = await self._stack.enter_async_context(
+                    open_infrastructure(settings, migrate_schema=False)
+                )
+                self._sessions = infra.sessions
+                self._vin = build_tool_deps(settings, infra).vin
+        return self._sessions
+
+    async def _run(self, job_id: str, chunk_no: int, *, offline: bool) -> ChunkOutcome:
+        sessions = await self._open()
+        vin = self._offline if offline or self._vin is None else self._vin
+        return await process_chunk(job_id, chunk_no, sessions=sessions, vin=vin, offline=offline)
+
+    async def _fail(self, job_id: str, chunk_no: int, message: str) -> ChunkOutcome:
+        return await fail_chunk(job_id, chunk_no, sessions=await self._open(), message=message)
 
 
 async def process_chunk(
@@ -577,6 +670,37 @@ async def process_chunk(
     Raises:
         ProviderError: the decoder failed (the task retries with backoff, then decodes offline).
     """
+    # Two short transactions, and the decode between them outside any: a decode may take
+    # long (HTTP calls, rate-limit waits, retries), and must hold neither a connection in
+    # an open transaction nor the job row (which the first chunk's `start_chunk` locks,
+    # and which other chunks' `_finish` and a cancel need). Only the second writes much.
+    async with transaction(sessions) as session:
+        skip = await job_repo.start_chunk(session, job_id, chunk_no)
+        if skip is not None:
+            return ChunkOutcome(job_id, chunk_no, skipped=skip)
+        items = await job_repo.load_chunk(session, job_id, chunk_no)
+    results = await _decode(items, vin, offline=offline)
+    done = sum(1 for r in results if r.state == "done")
+    async with transaction(sessions) as session:
+        # Cancelled, or finished by another delivery of this task, while it decoded: save nothing.
+        skip = await job_repo.chunk_skip(session, job_id, chunk_no)
+        if skip is not None:
+            return ChunkOutcome(job_id, chunk_no, skipped=skip)
+        await job_repo.save_results(session, job_id, chunk_no, results)
+        # `_finish` re-checks under the job row lock: a cancel committed after the check above
+        # keeps these results but counts nothing.
+        return await _finish(session, job_id, chunk_no, done=done, failed=len(results) - done)
+
+
+async def fail_chunk(
+    job_id: str, chunk_no: int, *, sessions: async_sessionmaker[AsyncSession], message: str
+) -> ChunkOutcome:
+    """Mark a chunk that no decoder could decode as failed, line by line, and count it finished.
+
+    The job then ends as `done` like any other: its progress counts these lines as
+    failed, and each carries the error `decode_failed` with `message`. Idempotent, and a
+    no-op when the chunk already finished or the job is no longer active.
+    """
     async with transaction(sessions) as session:
         job = await job_repo.get_job(session, job_id)
         if job is None:
@@ -585,40 +709,42 @@ async def process_chunk(
             return ChunkOutcome(job_id, chunk_no, skipped=job.status)
         if await job_repo.chunk_finished(session, job_id, chunk_no):
             return ChunkOutcome(job_id, chunk_no, skipped="already finished")
-        await job_repo.mark_running(session, job_id)
-        items = await job_repo.load_chunk(session, job_id, chunk_no)
-    results = await _decode(items, vin, offline=offline)
-    done = sum(1 for r in results if r.state == "done")
-    async with transaction(sessions) as session:
-        await job_repo.save_results(session, job_id, results)
-        # The job row lock orders chunk completions, so exactly one sees the last chunk finish.
-        job = await job_repo.get_job(session, job_id, lock=True)
-        if job is None or job.status not in job_repo.ACTIVE:
-            # Cancelled while this chunk ran: keep what it decoded, count nothing more.
-            return ChunkOutcome(job_id, chunk_no, done, len(results) - done, skipped="cancelled")
-        finished = await job_repo.finish_chunk(
-            session, job_id, chunk_no, done=done, failed=len(results) - done
+        failed = await job_repo.fail_chunk(
+            session, job_id, chunk_no, {"error": DECODE_FAILED, "message": message}
         )
-        if finished >= job.chunks:
-            await job_repo.set_status(session, job_id, "done", only_from=job_repo.ACTIVE)
-            logger.info("bulk job %s done", job_id)
-    return ChunkOutcome(job_id, chunk_no, done, len(results) - done)
+        logger.warning("chunk %d of job %s failed: %d lines marked failed", chunk_no, job_id, failed)
+        return await _finish(session, job_id, chunk_no, done=0, failed=failed)
+
+
+async def _finish(
+    session: AsyncSession, job_id: str, chunk_no: int, *, done: int, failed: int
+) -> ChunkOutcome:
+    # The job row lock orders chunk completions, so exactly one sees the last chunk finish.
+    job = await job_repo.get_job(session, job_id, lock=True)
+    if job is None or job.status not in job_repo.ACTIVE:
+        # Cancelled while this chunk ran: keep what it decoded, count nothing more.
+        return ChunkOutcome(job_id, chunk_no, done, failed, skipped="cancelled")
+    finished = await job_repo.finish_chunk(session, job_id, chunk_no, done=done, failed=failed)
+    if finished >= job.chunks:
+        await job_repo.set_status(session, job_id, "done", only_from=job_repo.ACTIVE)
+        logger.info("bulk job %s done", job_id)
+    return ChunkOutcome(job_id, chunk_no, done, failed)
 
 
 async def _decode(items: Sequence[ChunkItem], deps: VinDeps, *, offline: bool) -> list[ItemResult]:
     name = "offline" if offline or deps.default_provider not in deps.decoders else deps.default_provider
     decoder = deps.decoders[name]
     requests = [DecodeRequest(Vin(item.vin), item.year_hint) for item in items]
-    vehicles = await decoder.decode_many(requests) if requests else []
+    if isinstance(decoder, UltravinDecoder):
+        # Jobs store the typed fields only: the offline decoder hands them over without
+        # building a `DecodedVehicle` or copying its raw attributes (a third of the cost).
+        fields = decoder.decode_fields_sync(requests)
+    else:
+        fields = [vehicle.__dict__ for vehicle in await decoder.decode_many(requests)] if requests else []
+    compact = job_repo.compact_fields
     return [
-        ItemResult(
-            line=item.line,
-            input=item.input,
-            state="done" if vehicle.valid else "failed",
-            result=vehicle.model_dump(mode="json", exclude={"raw"}),
-            error=None,
-        )
-        for item, vehicle in zip(items, vehicles, strict=True)
+        ItemResult(item.line, "done" if values["valid"] else "failed", compact(values), None)
+        for item, values in zip(items, fields, strict=True)
     ]
 
 

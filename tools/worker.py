@@ -4,16 +4,27 @@
     celery -A tools.worker worker ...   ->   the same app, configured from the environment
 
 Only `vinbot` imports this module; producers send tasks by name (`tools.bulk.CeleryJobQueue`).
-Each task takes ids only and runs `asyncio.run(bulk.run_chunk(...))`, which opens its
-async clients inside that task's event loop (async pools must not cross event loops).
+Each task takes ids only. Each worker process builds one `bulk.ChunkRunner` on its first
+task: one event loop with one database pool (and, for a remote provider, its Redis and
+HTTP clients) that every later task of that process reuses, since opening them per
+chunk cost more than the chunk. Async pools never cross event loops: they live and die
+in the runner's own loop, closed when the process shuts down.
+
 Tasks are acknowledged late and rejected when their worker dies, so a chunk whose
-worker is killed is delivered again; `run_chunk` is idempotent, so that is safe.
+worker is killed is delivered again; chunks are idempotent, so that is safe. A provider
+error is retried with exponential backoff, then the chunk is decoded offline; a chunk
+that fails even then (or raises anything else on its last attempt) has its lines marked
+failed with `decode_failed`, and the job finishes `done` with those failures counted.
 Task events are on, so Flower (or `celery events`) can watch the workers.
+
+Concurrency: one prefork process per CPU core by default (`VINBOT_BULK__WORKER_CONCURRENCY`
+or `--concurrency`). The decode is CPU-bound Python plus PostgreSQL writes on the same
+machine, so more processes than cores only add switching; on a machine where PostgreSQL
+runs elsewhere, one per core is still the right start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -21,6 +32,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_process_shutdown, worker_shutdown
 
 from tools import bulk
 from tools.errors import ProviderError, RateLimited
@@ -30,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 app = Celery("vinbot", set_as_current=False)
 _settings: dict[str, Settings] = {}
+_runners: dict[str, bulk.ChunkRunner] = {}  # this process's runner, built on its first task
+
+DECODE_FAILED_MESSAGE = "This line could not be decoded: the decoders failed on its part of the job."
 
 
 def configure(settings: Settings) -> None:
@@ -80,15 +95,41 @@ def run_chunk(self: Task, job_id: str, chunk_no: int) -> dict[str, Any]:
     settings = _settings["current"]
     retries: int = self.request.retries
     spent = retries >= settings.bulk.task_max_retries
+    runner = _runner(settings)
     try:
-        outcome = asyncio.run(bulk.run_chunk(job_id, chunk_no, settings, offline=spent))
+        outcome = runner.run(job_id, chunk_no, offline=spent)
     except RateLimited as e:
         raise self.retry(countdown=max(1.0, e.retry_after), max_retries=None) from e
-    except ProviderError as e:
-        countdown = settings.bulk.retry_backoff_s * 2**retries
-        logger.warning("chunk %d of job %s: %s; retry in %.1f s", chunk_no, job_id, e.code, countdown)
-        raise self.retry(countdown=countdown, max_retries=settings.bulk.task_max_retries + 1) from e
+    except Exception as e:
+        # The task's top-level handler: whatever failed, the chunk must not stay unfinished.
+        if spent:
+            logger.exception(
+                "chunk %d of job %s failed even offline; marking its lines failed", chunk_no, job_id
+            )
+            outcome = runner.fail(job_id, chunk_no, DECODE_FAILED_MESSAGE)
+        else:
+            countdown = settings.bulk.retry_backoff_s * 2**retries
+            code = e.code if isinstance(e, ProviderError) else type(e).__name__
+            logger.warning("chunk %d of job %s: %s; retry in %.1f s", chunk_no, job_id, code, countdown)
+            raise self.retry(countdown=countdown, max_retries=settings.bulk.task_max_retries + 1) from e
     return {"done": outcome.done, "failed": outcome.failed, "skipped": outcome.skipped}
+
+
+def _runner(settings: Settings) -> bulk.ChunkRunner:
+    runner = _runners.get("current")
+    if runner is None:
+        runner = _runners["current"] = bulk.ChunkRunner(settings)
+    return runner
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _close_runner(**kwargs: Any) -> None:
+    # `worker_process_shutdown` fires in each prefork child, `worker_shutdown` in the main
+    # process, where `--pool=solo` runs the tasks (and its runner). Popped: closed once.
+    runner = _runners.pop("current", None)
+    if runner is not None:
+        runner.close()
 
 
 def worker_argv(settings: Settings, *, concurrency: int | None = None, loglevel: str = "INFO") -> list[str]:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from tools import vin as vin_capability
 from tools.bootstrap import build_tool_deps, open_infrastructure
+from tools.bulk import parse_text
 from tools.errors import AppError, InvalidInput, NotAllowed
 from tools.settings import Settings
 from tools.storage.session import transaction
@@ -189,15 +190,15 @@ def _collect_inputs(options: DecodeOptions, stdin: TextIO) -> _Inputs:
 
 
 def _read_lines(handle: TextIO, year: int | None, inputs: _Inputs) -> None:
-    """Read `VIN` or `VIN,YEAR` lines; blank lines and `#` comments are skipped."""
-    for number, line in enumerate(handle, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        vin_text, _, rest = text.partition(",")
-        hint = rest.strip()
-        inputs.lines.append(number)
-        inputs.texts.append(vin_text.strip())
+    """Read a VIN list as bulk jobs do (`tools.bulk.parse_text`), keeping each line's own number.
+
+    `VIN` or `VIN,YEAR` lines (blank lines and `#` comments skipped), or a CSV with a
+    `vin` column; a line's year hint wins over `--year` when it is four digits.
+    """
+    for row in parse_text(handle.read()):
+        hint = str(row.year).strip() if row.year is not None else ""
+        inputs.lines.append(row.line)
+        inputs.texts.append(row.vin)
         inputs.years.append(int(hint) if hint.isdigit() and len(hint) == 4 else year)
 
 

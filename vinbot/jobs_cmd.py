@@ -6,7 +6,6 @@ standard output, so `JOB=$(vinbot jobs submit fleet.csv | tail -n1)` works.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +76,8 @@ async def run_jobs(settings: Settings, options: JobsOptions, *, stdout: TextIO |
                 out.write(status.model_dump_json(indent=2) + "\n")
                 return EXIT_OK
             await bulk.ensure_owned(job_id, deps=deps, caller=caller)
-            rows = bulk.iter_results(job_id, deps=deps, caller=caller)
-            async for piece in bulk.iter_rendered(rows, options.format):
-                out.write(piece)
+            async for piece in bulk.stream_results(job_id, options.format, deps=deps, caller=caller):
+                out.write(piece.decode())
             return EXIT_OK
         except AppError as e:
             err.print(f"[red]{e.public_message}[/red]")
@@ -115,10 +113,8 @@ async def _wait(status: JobStatus, *, deps: BulkDeps, caller: Caller, err: Conso
     )
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("job", total=max(status.progress.total, 1))
-        while True:
-            done = status.progress.done + status.progress.failed
-            bar.update(task, completed=done if status.progress.total else 1)
-            if status.finished:
-                return status
-            await asyncio.sleep(POLL_S)
-            status = await bulk.get_status(status.id, deps=deps, caller=caller)
+        latest = status
+        async for latest in bulk.watch(status.id, deps=deps, caller=caller, interval_s=POLL_S):
+            done = latest.progress.done + latest.progress.failed
+            bar.update(task, completed=done if latest.progress.total else 1)
+    return latest

@@ -6,7 +6,6 @@ user); anyone else gets 404 `job_not_found`, as if it did not exist.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -138,15 +137,10 @@ async def job_results(
 ) -> StreamingResponse:
     """Stream one row per input line, in input order: the decode fields, or the line's error."""
     await bulk.ensure_owned(job_id, deps=deps, caller=caller)
-    rows = bulk.iter_results(job_id, deps=deps, caller=caller)
-
-    async def body() -> AsyncIterator[bytes]:
-        async for piece in bulk.iter_rendered(rows, format):
-            yield piece.encode()
-
+    body = bulk.stream_results(job_id, format, deps=deps, caller=caller)
     media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
     disposition = f'attachment; filename="job-{job_id}.{format}"'
-    return StreamingResponse(body(), media_type=media, headers={"Content-Disposition": disposition})
+    return StreamingResponse(body, media_type=media, headers={"Content-Disposition": disposition})
 
 
 @router.delete("/jobs/{job_id}", response_model=JobStatus, responses=_ERRORS, summary="Cancel a job")

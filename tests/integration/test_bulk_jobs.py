@@ -9,130 +9,57 @@ created for this module and deleted at its end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
+import csv
+import io
+import itertools
+import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import celery_worker
+import psycopg
 import pytest
 import redis as redis_sync
 import ultravin
-from sqlalchemy import delete
+from celery_worker import QUEUE, WorkerProcess
+from sqlalchemy import delete, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tools import bulk
 from tools.bulk import BulkDeps, CeleryJobQueue, InputRow, JobNotFound, JobStatus
+from tools.domain.vehicle import DecodedVehicle
+from tools.providers.base import DecodeRequest
+from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings
+from tools.storage.job_repo import ResultLayoutMismatch
 from tools.storage.models import User
 from tools.storage.session import create_engine, session_factory, transaction
 from tools.storage.user_repo import get_or_create_user
-from tools.vin import Caller
+from tools.vin import Caller, VinDeps
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 6, 1)  # noqa: DTZ001 - ultravin.generate takes a naive date
 CHUNK_SIZE = 500
 VISIBILITY_TIMEOUT_S = 2  # a killed worker's unacknowledged chunks come back quickly
-QUEUE = "celery"
-
-
-class WorkerProcess:
-    """A real `celery -A tools.worker worker` in its own process group."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        argv = [
-            str(Path(sys.executable).with_name("celery")),
-            "-A",
-            "tools.worker",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=2",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-            f"--hostname=test-{uuid.uuid4().hex[:8]}@%h",
-        ]
-        handle = self.log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own virtualenv's celery
-            argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        handle.close()
-        deadline = time.monotonic() + timeout_s
-        while b" ready." not in self.log.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail("the worker did not start:\n" + self.log.read_text()[-3000:])
-            time.sleep(0.05)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
-        _wait_until_gone(proc.pid)
-
-    def stop(self) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL whatever is left of the group."""
-        if self.proc is None:
-            return
-        pid = self.proc.pid
-        with_term = self.proc
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            with_term.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
-
-
-def _group_members(pgid: int) -> list[str]:
-    out = subprocess.run(
-        ["/bin/ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    members = []
-    for row in out.splitlines():
-        parts = row.split(None, 3)
-        if len(parts) >= 3 and parts[1] == str(pgid) and not parts[2].startswith("Z"):
-            members.append(row)
-    return members
-
-
-def _wait_until_gone(pgid: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _group_members(pgid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            pytest.fail(f"worker processes left behind: {_group_members(pgid)}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 def worker_env(pg_url: str, redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VINBOT_")}
-    env.update(
-        DATABASE_URL=pg_url,
-        REDIS_URL=redis_url,
-        VINBOT_ENV="test",
+    return celery_worker.worker_env(
+        pg_url,
+        redis_url,
         VINBOT_BULK__CHUNK_SIZE=str(CHUNK_SIZE),
         VINBOT_BULK__VISIBILITY_TIMEOUT_S=str(VISIBILITY_TIMEOUT_S),
+        # A chunk that cannot be decoded at all is given up quickly.
+        VINBOT_BULK__TASK_MAX_RETRIES="1",
+        VINBOT_BULK__RETRY_BACKOFF_S="0.1",
     )
-    return env
 
 
 @pytest.fixture
@@ -218,10 +145,8 @@ async def test_every_line_is_in_the_results_exactly_once_when_a_10000_vin_job_co
     caller = await make_caller(sessions)
     new_worker(start_worker, worker_env, tmp_path / "worker.log")
 
-    started = time.perf_counter()
     job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
     status = await wait_for(job.id, deps, caller)
-    time.perf_counter() - started
 
     assert status.status == "done"
     assert status.lines == 10_000
@@ -274,6 +199,9 @@ async def test_exactly_the_invalid_rows_are_reported_when_a_tenth_of_the_lines_a
     assert errors == bad_lines
     codes = {row["error"]["error"] for row in rows if isinstance(row["error"], dict)}
     assert codes == {"invalid_vin"}
+    fast, slow = await csv_both_ways(job.id, deps, caller)
+    assert fast == slow
+    assert json.loads(await results_json(job.id, deps, caller)) == rows
 
 
 async def test_no_line_is_lost_or_duplicated_when_the_worker_is_killed_mid_job_and_restarted(
@@ -337,6 +265,8 @@ async def test_cancellation_stops_further_chunks_when_a_job_is_cancelled_mid_run
     not_decoded = [row for row in rows if row["error"] is not None]
     assert not_decoded
     assert all(isinstance(r["error"], dict) and r["error"]["error"] == "not_decoded" for r in not_decoded)
+    fast, slow = await csv_both_ways(job.id, deps, caller)
+    assert fast == slow
 
 
 async def test_another_user_cannot_read_or_cancel_the_job(
@@ -355,3 +285,204 @@ async def test_another_user_cannot_read_or_cancel_the_job(
     with pytest.raises(JobNotFound):
         await bulk.cancel(job.id, deps=deps, caller=other)
     assert (await bulk.get_status(job.id, deps=deps, caller=owner)).status == "queued"
+
+
+async def csv_both_ways(
+    job_id: str, deps: BulkDeps, caller: Caller
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The results CSV as PostgreSQL renders it (`stream_results`) and as Python renders it."""
+    fast = b"".join([piece async for piece in bulk.stream_results(job_id, "csv", deps=deps, caller=caller)])
+    rows = bulk.iter_results(job_id, deps=deps, caller=caller)
+    slow = "".join([piece async for piece in bulk.iter_rendered(rows, "csv")])
+    return list(csv.reader(io.StringIO(fast.decode()))), list(csv.reader(io.StringIO(slow)))
+
+
+async def test_lines_are_failed_and_the_job_finishes_when_a_chunk_fails_even_offline(
+    deps: BulkDeps,
+    sessions: async_sessionmaker[AsyncSession],
+    start_worker: list[WorkerProcess],
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    vins = ultravin.generate(1_500, seed=15, now=NOW)
+    # A duplicate of a line in the broken chunk, and an invalid line with characters COPY escapes.
+    lines = [*vins, vins[3], 'not\\a\tvin, "é"']
+    caller = await make_caller(sessions)
+    job = await bulk.submit(bulk.rows_from_list(lines), deps=deps, caller=caller)
+    # Corrupt one stored line of chunk 0 before any worker runs: no decoder can read the
+    # chunk, so every attempt fails (retried with backoff, then offline, then given up).
+    async with transaction(sessions) as session:
+        await session.execute(
+            text("UPDATE job_items SET vin = 'BAD' WHERE job_id = :job AND chunk_no = 0 AND line = 2"),
+            {"job": job.id},
+        )
+    new_worker(start_worker, worker_env, tmp_path / "worker.log")
+
+    status = await wait_for(job.id, deps, caller)
+
+    assert status.status == "done"
+    assert status.chunks_done == status.chunks == 3
+    assert status.progress.failed >= CHUNK_SIZE
+    rows = await all_rows(job.id, deps, caller)
+    assert_each_line_once(rows, lines)
+    failed = {
+        int(str(r["line"]))
+        for r in rows
+        if isinstance(r["error"], dict) and r["error"]["error"] == "decode_failed"
+    }
+    assert failed == set(range(1, CHUNK_SIZE + 1)) | {len(vins) + 1}  # chunk 0, and the duplicate of line 4
+    assert all(
+        r["vin"] == vin and r["error"] is None
+        for r, vin in zip(rows[CHUNK_SIZE:1500], vins[CHUNK_SIZE:], strict=True)
+    )
+    assert rows[-1]["error"]["error"] == "invalid_vin"  # type: ignore[index]
+    fast, slow = await csv_both_ways(job.id, deps, caller)
+    assert fast == slow
+    assert [r["line"] for r in json.loads(await results_json(job.id, deps, caller))] == list(
+        range(1, len(lines) + 1)
+    )
+
+
+async def results_json(job_id: str, deps: BulkDeps, caller: Caller) -> bytes:
+    return b"".join([piece async for piece in bulk.stream_results(job_id, "json", deps=deps, caller=caller)])
+
+
+async def test_watch_yields_every_change_until_the_job_has_finished(
+    deps: BulkDeps,
+    sessions: async_sessionmaker[AsyncSession],
+    start_worker: list[WorkerProcess],
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    vins = ultravin.generate(3_000, seed=16, now=NOW)
+    caller = await make_caller(sessions)
+    new_worker(start_worker, worker_env, tmp_path / "worker.log")
+    job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
+
+    seen = [s async for s in bulk.watch(job.id, deps=deps, caller=caller, interval_s=0.02)]
+
+    assert seen[-1].finished
+    assert seen[-1].status == "done"
+    assert seen[-1].summary is not None
+    assert not any(s.finished for s in seen[:-1])
+    progress = [(s.chunks_done, s.progress.done + s.progress.failed) for s in seen]
+    assert progress == sorted(progress)
+    states = [(s.status, s.chunks_done, s.progress.done, s.progress.failed) for s in seen]
+    assert all(a != b for a, b in itertools.pairwise(states))  # only changes are yielded
+    with pytest.raises(JobNotFound):
+        await anext(bulk.watch(job.id, deps=deps, caller=await make_caller(sessions)))
+
+
+class _NoQueue:
+    """Keeps the chunks to itself: the test runs them in-process with `bulk.process_chunk`."""
+
+    async def enqueue(self, job_id: str, chunks: Sequence[int]) -> None:
+        return None
+
+
+class _HookedDecoder:
+    """The offline decoder with a hook run while it decodes (as a remote provider's HTTP calls would)."""
+
+    name = "hooked"
+
+    def __init__(self, during: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._offline = UltravinDecoder()
+        self._during = during
+
+    async def decode(self, request: DecodeRequest) -> DecodedVehicle:
+        return (await self.decode_many([request]))[0]
+
+    async def decode_many(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle]:
+        if self._during is not None:
+            await self._during()
+        return self._offline.decode_many_sync(requests)
+
+
+async def _in_process_job(
+    sessions: async_sessionmaker[AsyncSession], vins: list[str]
+) -> tuple[BulkDeps, Caller, str]:
+    deps = BulkDeps(
+        sessions=sessions, queue=_NoQueue(), limiter=None, settings=BulkSettings(chunk_size=CHUNK_SIZE)
+    )
+    caller = await make_caller(sessions)
+    job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
+    return deps, caller, job.id
+
+
+async def test_a_cancel_while_a_chunk_decodes_is_neither_blocked_nor_overwritten(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    deps, caller, job_id = await _in_process_job(sessions, ultravin.generate(20, seed=17, now=NOW))
+
+    async def cancel_meanwhile() -> None:
+        # The decode holds no transaction: the job row can be locked at once, and cancelled.
+        async with transaction(sessions) as session:
+            await session.execute(
+                text("SELECT 1 FROM jobs WHERE id = :job FOR UPDATE NOWAIT"), {"job": job_id}
+            )
+        await bulk.cancel(job_id, deps=deps, caller=caller)
+
+    vin = VinDeps(decoders={"hooked": _HookedDecoder(cancel_meanwhile)}, default_provider="hooked")
+
+    outcome = await bulk.process_chunk(job_id, 0, sessions=sessions, vin=vin)
+
+    assert outcome.skipped == "cancelled"
+    async with transaction(sessions) as session:
+        states = (
+            await session.execute(
+                text(
+                    "SELECT state, count(*), count(result) FROM job_items WHERE job_id = :job GROUP BY state"
+                ),
+                {"job": job_id},
+            )
+        ).all()
+        chunks = (
+            await session.execute(
+                text("SELECT count(*) FROM job_chunks WHERE job_id = :job"), {"job": job_id}
+            )
+        ).scalar_one()
+    assert [tuple(s) for s in states] == [("pending", 20, 0)]
+    assert chunks == 0
+    assert (await bulk.get_status(job_id, deps=deps, caller=caller)).status == "cancelled"
+
+
+async def test_a_chunk_run_twice_writes_each_line_once_when_it_is_decoded_in_process(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    vins = ultravin.generate(30, seed=19, now=NOW)
+    deps, caller, job_id = await _in_process_job(sessions, vins)
+    vin = VinDeps(decoders={"hooked": _HookedDecoder()}, default_provider="hooked")
+
+    first = await bulk.process_chunk(job_id, 0, sessions=sessions, vin=vin)
+    again = await bulk.process_chunk(job_id, 0, sessions=sessions, vin=vin)
+
+    assert first.skipped is None
+    assert first.done + first.failed == len(set(vins))
+    assert again.skipped == "done"
+    status = await bulk.get_status(job_id, deps=deps, caller=caller)
+    assert status.status == "done"
+    assert status.progress.done + status.progress.failed == len(set(vins))
+    assert_each_line_once(await all_rows(job_id, deps, caller), vins)
+
+
+async def test_a_stored_result_of_another_layout_is_rejected_when_a_job_is_read(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    deps, caller, job_id = await _in_process_job(sessions, ultravin.generate(10, seed=23, now=NOW))
+    vin = VinDeps(decoders={"hooked": _HookedDecoder()}, default_provider="hooked")
+    await bulk.process_chunk(job_id, 0, sessions=sessions, vin=vin)
+    async with transaction(sessions) as session:
+        await session.execute(
+            text(
+                "UPDATE job_items SET result = jsonb_set(result, '{0}', '999') "
+                "WHERE job_id = :job AND line = 4"
+            ),
+            {"job": job_id},
+        )
+
+    with pytest.raises(ResultLayoutMismatch, match="layout 999"):
+        await results_json(job_id, deps, caller)
+    with pytest.raises((DBAPIError, psycopg.Error), match="stored job result of layout 999"):
+        await csv_both_ways(job_id, deps, caller)
+    with pytest.raises(DBAPIError, match="stored job result of layout 999"):
+        await bulk.get_status(job_id, deps=deps, caller=caller)  # its summary counts by field

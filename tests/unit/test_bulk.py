@@ -11,16 +11,20 @@ from datetime import datetime
 import pytest
 import ultravin
 from fakes import FakeRateLimiter
+from pydantic import BaseModel, ValidationError
 
 from tools import bulk
 from tools.bulk import BulkDeps, InputRow
+from tools.domain.vehicle import DecodedVehicle, vehicle_from_vpic
 from tools.domain.vin import Vin
 from tools.errors import InvalidInput, NotAllowed, RateLimited
 from tools.providers.base import DecodeRequest
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings
+from tools.storage import job_repo
 from tools.storage.job_repo import ResultRow
 from tools.vin import Caller
+from vinbot.decode_cmd import _Inputs, _read_lines
 
 ACCORD = "1HGCM82633A004352"
 TESLA = "5YJ3E1EA7KF317000"
@@ -160,3 +164,159 @@ async def test_results_are_one_json_array_of_row_objects_when_written_as_json():
 def test_a_unix_socket_redis_url_becomes_a_socket_broker_url_when_celery_needs_one():
     assert bulk.broker_url_for("unix:///tmp/r.sock") == "redis+socket:///tmp/r.sock"
     assert bulk.broker_url_for("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def generated_vehicles(n: int = 2_000) -> list:
+    vins = ultravin.generate(n, seed=21, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
+    years = [None if i % 4 else 1995 + i % 30 for i in range(n)]
+    decoder = UltravinDecoder()
+    return decoder.decode_many_sync(
+        [DecodeRequest(Vin.parse(v), y) for v, y in zip(vins, years, strict=True)]
+    )
+
+
+def test_a_compact_row_reads_back_as_the_decoded_fields_when_stored_as_json():
+    vehicles = generated_vehicles()
+    assert any(v.errors for v in vehicles)
+    assert any(v.suggestions for v in vehicles)
+
+    for vehicle in vehicles:
+        stored = json.loads(json.dumps(job_repo.compact_row(vehicle)))
+        assert job_repo.expand_row(stored) == vehicle.model_dump(mode="json", exclude={"raw"})
+
+
+def test_the_result_layout_is_the_flattened_decoded_vehicle_fields_when_a_row_is_stored():
+    flattened: list[str] = []
+    for name, info in DecodedVehicle.model_fields.items():
+        nested = info.annotation
+        if name == "raw":
+            continue
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            flattened += [f"{name}_{sub}" for sub in nested.model_fields]
+        else:
+            flattened.append(name)
+    vehicle = generated_vehicles(50)[7]
+    row = job_repo.compact_row(vehicle)
+    dumped = vehicle.model_dump(mode="json", exclude={"raw", "errors", "suggestions"})
+
+    assert tuple(flattened) == job_repo.RESULT_LAYOUT
+    assert tuple(f.column for f in job_repo.RESULT_FIELDS) == job_repo.RESULT_LAYOUT
+    assert row[0] == job_repo.RESULT_LAYOUT_VERSION
+    assert len(row) == 1 + len(job_repo.RESULT_LAYOUT) + 2
+    for column, value in zip(job_repo.RESULT_LAYOUT, row[1:], strict=False):
+        if column in {"errors", "suggestions"}:  # rendered as the CSV shows them
+            continue
+        top, _, sub = column.partition("_")
+        expected = dumped[column] if column in dumped else dumped[top][sub]
+        assert value == expected, column
+
+
+def test_a_stored_row_of_another_layout_is_rejected_when_it_is_read():
+    row = json.loads(json.dumps(job_repo.compact_row(generated_vehicles(50)[7])))
+    other_version = [job_repo.RESULT_LAYOUT_VERSION + 1, *row[1:]]
+    unversioned = row[1:]
+    other_length = [*row, None]
+
+    for stored in (other_version, unversioned, other_length, []):
+        with pytest.raises(job_repo.ResultLayoutMismatch, match="layout"):
+            job_repo.expand_row(stored)
+        with pytest.raises(job_repo.ResultLayoutMismatch):
+            bulk.result_row(ResultRow(3, "X", "done", stored, None))
+
+
+def test_a_compact_row_renders_the_same_csv_and_json_as_the_fields_when_a_job_is_read():
+    vehicle = generated_vehicles(50)[7]
+    compact = json.loads(json.dumps(job_repo.compact_row(vehicle)))
+    fields = vehicle.model_dump(mode="json", exclude={"raw"})
+
+    as_compact = bulk.result_row(ResultRow(3, vehicle.vin, "done", compact, None))
+    as_fields = bulk.result_row(ResultRow(3, vehicle.vin, "done", fields, None))
+
+    assert as_compact == as_fields
+    assert bulk.csv_cells(as_compact) == bulk.csv_cells(as_fields)
+    assert len(job_repo.RESULT_FIELDS) + 4 == len(bulk.CSV_COLUMNS)
+
+
+def test_the_trusted_build_equals_the_validated_one_when_ultravin_decodes():
+    vins = ultravin.generate(3_000, seed=22, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
+    rows = ultravin.decode_batch(vins)
+    source = UltravinDecoder()._source
+
+    for row in rows:
+        args = (row["vin"], row["attributes"])
+        trusted = vehicle_from_vpic(
+            *args, check_digit_valid=row["check_digit_valid"], source=source, trusted=True
+        )
+        checked = vehicle_from_vpic(*args, check_digit_valid=row["check_digit_valid"], source=source)
+        assert trusted == checked
+        assert trusted.model_dump_json() == checked.model_dump_json()
+        assert trusted.model_fields_set == checked.model_fields_set
+
+
+def test_an_untrusted_attribute_map_is_validated_when_a_value_has_another_type():
+    source = UltravinDecoder()._source
+
+    with pytest.raises(ValidationError):
+        vehicle_from_vpic(ACCORD, {"Make": "HONDA", "Doors": 2}, check_digit_valid=True, source=source)  # type: ignore[dict-item]
+    vehicle = vehicle_from_vpic(
+        ACCORD,
+        {"Make": ["HONDA", "ACURA"], "Doors": "2"},
+        check_digit_valid=True,
+        source=source,
+        trusted=True,
+    )
+    assert vehicle.make == "HONDA; ACURA"
+    assert vehicle.raw == {"Make": ["HONDA", "ACURA"], "Doors": "2"}
+
+
+def test_decode_reads_files_with_the_bulk_parser_when_given_csv_or_plain_lines():
+    inputs = _Inputs()
+
+    _read_lines(io.StringIO(f"# fleet\n{ACCORD},2003\n\n{TESLA}\n{TESLA},19\n"), 2020, inputs)
+
+    assert (inputs.lines, inputs.texts, inputs.years) == (
+        [2, 4, 5],
+        [ACCORD, TESLA, TESLA],
+        [2003, 2020, 2020],
+    )
+    with_header = _Inputs()
+    _read_lines(io.StringIO(f"unit;vin;year\n1;{ACCORD};2003\n"), None, with_header)
+    assert (with_header.lines, with_header.texts, with_header.years) == ([2], [ACCORD], [2003])
+
+
+def test_the_offline_fields_give_the_same_compact_rows_as_the_vehicles_when_a_chunk_is_decoded():
+    vins = ultravin.generate(3_000, seed=23, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
+    requests = [DecodeRequest(Vin.parse(v), None if i % 5 else 1990 + i % 35) for i, v in enumerate(vins)]
+    decoder = UltravinDecoder()
+
+    fields = decoder.decode_fields_sync(requests)
+    vehicles = decoder.decode_many_sync(requests)
+
+    assert [job_repo.compact_fields(f) for f in fields] == [job_repo.compact_row(v) for v in vehicles]
+    assert [f["valid"] for f in fields] == [v.valid for v in vehicles]
+
+
+def test_the_chunk_runner_is_closed_once_when_a_solo_or_prefork_worker_shuts_down(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from celery.signals import worker_process_shutdown, worker_shutdown
+
+    from tools import worker
+
+    class Runner:
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    for signal in (worker_shutdown, worker_process_shutdown):  # solo (the main process), prefork (a child)
+        runner = Runner()
+        monkeypatch.setitem(worker._runners, "current", runner)  # type: ignore[arg-type]
+
+        signal.send(sender=None)
+        assert runner.closed == 1
+        assert "current" not in worker._runners
+
+        worker_shutdown.send(sender=None)
+        worker_process_shutdown.send(sender=None)
+        assert runner.closed == 1
