@@ -245,6 +245,11 @@ async def _run(
         async with engine.begin() as conn:
             result.index_built = await document_repo.ensure_embedding_index(conn)
         result.index_s = time.perf_counter() - t1
+    if todo:
+        # Fresh statistics, or the planner, still estimating an empty table, scans it
+        # instead of walking the HNSW index until autovacuum catches up.
+        async with engine.begin() as conn:
+            await document_repo.analyze(conn)
 
 
 async def _embed_batches(

@@ -212,6 +212,11 @@ async def ensure_embedding_index(
     return True
 
 
+async def analyze(conn: SaConnection) -> None:
+    """Refresh the planner's statistics of `vehicle_documents` after a load."""
+    await conn.execute(text("ANALYZE vehicle_documents"))
+
+
 async def start_run(session: AsyncSession, dataset: str, source: str) -> int:
     """Record the start of an ingest run and return its id."""
     run = IngestRun(dataset=dataset, source=source[:512], status="running")
