@@ -34,6 +34,22 @@ class ToolCallRecord(BaseModel):
     duration_ms: float
     ok: bool = True
     error: str | None = None
+    record_ids: list[str] = Field(
+        default_factory=list,
+        description="Knowledge tools: the records the tool returned, best first ('<dataset>:<record id>').",
+    )
+
+
+class Attachment(BaseModel):
+    """A file that goes with an answer, such as a comparison chart; transports send or show it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["chart"] = "chart"
+    media_type: str = Field(description="The file's media type, such as image/png.")
+    name: str = Field(description="A file name for clients that save it: comparison.png.")
+    title: str | None = Field(None, description="What the file shows, for alt text and captions.")
+    data_base64: str = Field(description="The file's bytes, base64-encoded.")
 
 
 class Usage(BaseModel):
@@ -51,6 +67,7 @@ class Answer(BaseModel):
     language: Language = "en"
     conversation_id: str
     sources: list[SourceRef] = Field(default_factory=list)
+    attachments: list[Attachment] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     planner: str = Field(description="Which planner produced the answer: offline, or llm:<model>.")
     usage: Usage = Field(default_factory=Usage)

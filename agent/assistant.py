@@ -20,6 +20,7 @@ from agent.answer import (
     AgentEvent,
     Answer,
     AnswerEvent,
+    Attachment,
     Language,
     SourceRef,
     TokenEvent,
@@ -270,6 +271,7 @@ class _Run:
         self.calls: dict[str, tuple[str, dict[str, Any]]] = {}
         self.tool_calls: list[ToolCallRecord] = []
         self.sources: list[SourceRef] = []
+        self.attachments: list[Attachment] = []
         self.input_tokens = 0
         self.output_tokens = 0
 
@@ -288,8 +290,11 @@ class _Run:
             duration_ms=float(artifact.get("duration_ms", 0.0)),
             ok=ok,
             error=None if ok else str(artifact.get("error", "tool_error")),
+            record_ids=[str(r) for r in artifact.get("record_ids", [])],
         )
         self.tool_calls.append(record)
+        for attachment in artifact.get("attachments", []):
+            self.attachments.append(Attachment.model_validate(attachment))
         for source in artifact.get("sources", []):
             ref = SourceRef.model_validate(source)
             if ref not in self.sources:
@@ -320,6 +325,7 @@ class _Run:
             language=language,
             conversation_id=conversation_id,
             sources=self.sources,
+            attachments=self.attachments,
             tool_calls=self.tool_calls,
             planner=planner,
             usage=Usage(

@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_core.messages import AnyMessage
 
 from agent.assistant import AssistantConfig, GraphAssistant
 from agent.graph import OFFLINE, build_graph
 from agent.llm import build_chat_model
-from agent.planner_offline import OfflinePlanner, route
+from agent.planner_offline import OfflinePlanner, VocabularyLoader, route
 from agent.prompts import SYSTEM_V1
 from agent.tokens import ensure_tiktoken_offline
 from agent.toolkit import make_toolkit
 from tools.bootstrap import ToolDeps
+from tools.domain.spec_query import Vocabulary
 from tools.settings import Settings
+from tools.specs import EPA
 
 
-def confidently_routed(messages: Sequence[AnyMessage]) -> bool:
-    """Tell whether the offline planner recognises this turn with certainty."""
-    decision = route(messages)
+def confidently_routed(messages: Sequence[AnyMessage], planner: OfflinePlanner | None = None) -> bool:
+    """Tell whether the offline planner recognises this turn with certainty.
+
+    Args:
+        messages: The conversation, ending with the user's message.
+        planner: The offline planner whose loaded vocabulary (makes and models of the vehicle
+            data) lets it recognise spec, comparison and recall questions too.
+    """
+    vocabulary = planner.current_vocabulary() if planner is not None else None
+    decision = route(messages, vocabulary=vocabulary)
     return decision is not None and decision.confident
+
+
+def vocabulary_loader(deps: ToolDeps) -> VocabularyLoader | None:
+    """Return how the offline planner loads the makes and models of the vehicle data, if configured."""
+    knowledge = deps.knowledge
+    if knowledge is None:
+        return None
+
+    async def load() -> Vocabulary | None:
+        return await knowledge.vocabulary.get(knowledge.sessions, EPA)
+
+    return load
+
+
+def _router(planner: OfflinePlanner) -> Callable[[Sequence[AnyMessage]], bool]:
+    def routed(messages: Sequence[AnyMessage]) -> bool:
+        return confidently_routed(messages, planner)
+
+    return routed
 
 
 def build_assistant(settings: Settings, deps: ToolDeps) -> GraphAssistant:
     """Return the assistant: the LLM when one is configured, else the offline planner."""
     ensure_tiktoken_offline(settings.data_dir / "tiktoken")
     tools = make_toolkit(deps)
-    offline = OfflinePlanner()
+    offline = OfflinePlanner(vocabulary_loader=vocabulary_loader(deps))
     offline_graph = build_graph(offline, tools, system_prompt=SYSTEM_V1, planner_name=OFFLINE)
     if settings.llm_configured:
         planner_name = f"llm:{settings.llm_model}"
@@ -38,7 +66,8 @@ def build_assistant(settings: Settings, deps: ToolDeps) -> GraphAssistant:
             system_prompt=SYSTEM_V1,
             planner_name=planner_name,
             offline=offline if planner_first else None,
-            route=confidently_routed if planner_first else None,
+            route=_router(offline) if planner_first else None,
+            prepare_route=offline.load_vocabulary if planner_first else None,
         )
         fallback = offline_graph
     else:

@@ -10,7 +10,7 @@ cost no LLM round trip; the LLM plans everything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypedDict
 
 import openai
@@ -59,8 +59,20 @@ def build_graph(
     planner_name: str,
     offline: BaseChatModel | None = None,
     route: Callable[[Sequence[AnyMessage]], bool] | None = None,
+    prepare_route: Callable[[], Awaitable[object]] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the agent graph."""
+    """Compile the agent graph.
+
+    Args:
+        model: The planner of the turns `route` does not take.
+        tools: The bound tools.
+        system_prompt: The system prompt (a versioned constant of `agent.prompts`).
+        planner_name: The name answers give for `model` (`offline`, `llm:<model>`).
+        offline: The offline planner, for the turns `route` recognises with certainty.
+        route: Tell whether the offline planner takes the turn.
+        prepare_route: Awaited before `route` on each turn (loads what routing reads, such as the
+            makes and models of the vehicle data; cached by its owner).
+    """
     bound = model.bind_tools(list(tools))
     offline_bound = offline.bind_tools(list(tools)) if offline is not None else None
 
@@ -68,6 +80,8 @@ def build_graph(
         messages = state["messages"]
         planner = state.get("planner")
         if planner is None:
+            if prepare_route is not None and route is not None:
+                await prepare_route()
             use_offline = offline_bound is not None and route is not None and route(messages)
             planner = OFFLINE if use_offline else planner_name
         chat = offline_bound if planner == OFFLINE and offline_bound is not None else bound

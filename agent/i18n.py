@@ -958,6 +958,467 @@ MESSAGES: Final[Mapping[str, Mapping[Language, str]]] = {
     "country.argentina": {"en": "Argentina", "es": "Argentina", "fr": "Argentine", "de": "Argentinien"},
     "country.colombia": {"en": "Colombia", "es": "Colombia", "fr": "Colombie", "de": "Kolumbien"},
     "country.venezuela": {"en": "Venezuela", "es": "Venezuela", "fr": "Venezuela", "de": "Venezuela"},
+    # ------------------------------------------------------------ vehicle knowledge
+    "help.knowledge": {
+        "en": (
+            "I also answer questions about fuel economy, electric range, horsepower, fuel cost and recalls "
+            "by year, make and model, and compare vehicles. Try: 2019 Toyota RAV4 vs 2019 Honda CR-V"
+        ),
+        "es": (
+            "También respondo sobre consumo, autonomía eléctrica, potencia, coste de combustible y "
+            "llamadas a revisión por año, marca y modelo, y comparo vehículos. Prueba: Toyota RAV4 2019 o "
+            "Honda CR-V 2019"
+        ),
+        "fr": (
+            "Je réponds aussi sur la consommation, l'autonomie électrique, la puissance, le coût du "
+            "carburant et les rappels par année, marque et modèle, et je compare des véhicules. "
+            "Essayez : Toyota RAV4 2019 ou Honda CR-V 2019"
+        ),
+        "de": (
+            "Ich beantworte auch Fragen zu Verbrauch, elektrischer Reichweite, Leistung, Kraftstoffkosten "
+            "und Rückrufen nach Baujahr, Marke und Modell und vergleiche Fahrzeuge. Probier: Toyota "
+            "RAV4 2019 oder Honda CR-V 2019"
+        ),
+    },
+    "spec.header.one": {
+        "en": "{vehicle}: 1 configuration in the data.",
+        "es": "{vehicle}: 1 configuración en los datos.",
+        "fr": "{vehicle} : 1 configuration dans les données.",
+        "de": "{vehicle}: 1 Ausführung in den Daten.",
+    },
+    "spec.header.other": {
+        "en": "{vehicle}: {count} configurations in the data:",
+        "es": "{vehicle}: {count} configuraciones en los datos:",
+        "fr": "{vehicle} : {count} configurations dans les données :",
+        "de": "{vehicle}: {count} Ausführungen in den Daten:",
+    },
+    "spec.more.one": {
+        "en": "…and 1 more configuration; name the engine or drive to narrow it down.",
+        "es": "…y 1 configuración más; indica el motor o la tracción para afinar.",
+        "fr": "…et 1 configuration de plus ; précisez le moteur ou la transmission pour affiner.",
+        "de": "…und 1 weitere Ausführung; nenne Motor oder Antrieb, um einzugrenzen.",
+    },
+    "spec.more.other": {
+        "en": "…and {count} more configurations; name the engine or drive to narrow it down.",
+        "es": "…y {count} configuraciones más; indica el motor o la tracción para afinar.",
+        "fr": "…et {count} configurations de plus ; précisez le moteur ou la transmission pour affiner.",
+        "de": "…und {count} weitere Ausführungen; nenne Motor oder Antrieb, um einzugrenzen.",
+    },
+    "spec.no_value": {"en": "no data", "es": "sin datos", "fr": "pas de données", "de": "keine Angabe"},
+    "spec.none_for_fact": {
+        "en": "The data has no {fields} for the {vehicle}.",
+        "es": "Los datos no incluyen {fields} del {vehicle}.",
+        "fr": "Les données ne contiennent pas {fields} pour le véhicule {vehicle}.",
+        "de": "Die Daten enthalten für den {vehicle} keine Angabe zu {fields}.",
+    },
+    "spec.unavailable": {
+        "en": (
+            "I don't have {fields}: none of my datasets (EPA fuel economy, EPA test cars, NHTSA recalls) "
+            "includes it, for any vehicle, and I won't guess. I can tell you MPG, electric "
+            "range, horsepower, "
+            "fuel cost, CO2 and recalls."
+        ),
+        "es": (
+            "No tengo datos de {fields}: ninguno de mis conjuntos de datos (consumo EPA, vehículos de prueba "
+            "EPA, llamadas a revisión NHTSA) los incluye, para ningún vehículo, y no voy a adivinar. Puedo "
+            "darte MPG, autonomía eléctrica, potencia, coste de combustible, CO2 y llamadas a revisión."
+        ),
+        "fr": (
+            "Je n'ai pas {fields} : aucune de mes données (consommation EPA, véhicules d'essai EPA, rappels "
+            "NHTSA) ne le contient, pour aucun véhicule, et je ne veux pas deviner. Je peux vous donner la "
+            "consommation en MPG, l'autonomie électrique, la puissance, le coût du carburant, le CO2 et les "
+            "rappels."
+        ),
+        "de": (
+            "Zu {fields} habe ich keine Daten: Keiner meiner Datensätze (EPA-Verbrauch, EPA-Testfahrzeuge, "
+            "NHTSA-Rückrufe) enthält das, für kein Fahrzeug, und raten will ich nicht. Ich kann dir MPG, "
+            "elektrische Reichweite, Leistung, Kraftstoffkosten, CO2 und Rückrufe nennen."
+        ),
+    },
+    "spec.unavailable_vehicle": {
+        "en": "For the {vehicle}: {text}",
+        "es": "Sobre el {vehicle}: {text}",
+        "fr": "Pour le véhicule {vehicle} : {text}",
+        "de": "Zum {vehicle}: {text}",
+    },
+    "spec.ask_vehicle": {
+        "en": (
+            "I can't tell which vehicle you mean. Tell me the model year, make and model (for example: "
+            "combined mpg of a 2019 Toyota RAV4), or send me its VIN."
+        ),
+        "es": (
+            "No puedo saber de qué vehículo hablas. Dime el año, la marca y el modelo (por ejemplo: consumo "
+            "del Toyota RAV4 2019) o envíame su VIN."
+        ),
+        "fr": (
+            "Je ne sais pas de quel véhicule vous parlez. Donnez-moi l'année, la marque et le modèle (par "
+            "exemple : consommation d'une Toyota RAV4 2019) ou envoyez-moi son VIN."
+        ),
+        "de": (
+            "Welches Fahrzeug du meinst, kann ich nicht erkennen. Nenne mir Baujahr, Marke und Modell (zum "
+            "Beispiel: Verbrauch Toyota RAV4 2019) oder schick mir die VIN."
+        ),
+    },
+    "spec.ask_year": {
+        "en": (
+            "Which model year of the {vehicle}? I can't pick one for "
+            "you: tell me the year, for example {example}."
+        ),
+        "es": "¿Qué año del {vehicle}? No puedo elegirlo por ti: dime el año, por ejemplo {example}.",
+        "fr": "Quelle année pour le véhicule {vehicle} ? Je ne peux pas la choisir pour vous : précisez-la, "
+        "par exemple {example}.",
+        "de": "Welches Baujahr des {vehicle}? Das kann ich nicht für dich auswählen: nenne das Jahr, zum "
+        "Beispiel {example}.",
+    },
+    "spec.not_found": {
+        "en": (
+            "I don't have data for the {vehicle}: no such vehicle is in the EPA data. Check the spelling, or "
+            "name the make, model and model year as on the title."
+        ),
+        "es": (
+            "No tengo datos del {vehicle}: ese vehículo no está en los datos de la EPA. Revisa cómo está "
+            "escrito o indica la marca, el modelo y el año."
+        ),
+        "fr": (
+            "Je n'ai pas de données pour le véhicule {vehicle} : il n'est pas dans les données de l'EPA. "
+            "Vérifiez l'orthographe, ou indiquez la marque, le modèle et l'année."
+        ),
+        "de": (
+            "Zum {vehicle} habe ich keine Daten: Dieses Fahrzeug ist nicht in den EPA-Daten. Prüfe die "
+            "Schreibweise oder nenne Marke, Modell und Baujahr."
+        ),
+    },
+    "spec.unknown_vehicle": {
+        "en": (
+            "I don't have data for that vehicle: no make and model in your question match the EPA data. "
+            "Name the make, model and model year, for example: combined mpg of a 2019 Toyota RAV4."
+        ),
+        "es": (
+            "No tengo datos de ese vehículo: ninguna marca y modelo de tu pregunta coincide con los datos de "
+            "la EPA. Indica la marca, el modelo y el año, por ejemplo: consumo del Toyota RAV4 2019."
+        ),
+        "fr": (
+            "Je n'ai pas de données pour ce véhicule : aucune marque ni aucun modèle de votre question ne "
+            "correspond aux données de l'EPA. Indiquez la marque, le modèle et l'année, par exemple : "
+            "consommation d'une Toyota RAV4 2019."
+        ),
+        "de": (
+            "Zu diesem Fahrzeug habe ich keine Daten: Keine Marke und kein Modell aus deiner Frage passt zu "
+            "den EPA-Daten. Nenne Marke, Modell und Baujahr, zum Beispiel: Verbrauch Toyota RAV4 2019."
+        ),
+    },
+    "spec.year_outside": {
+        "en": "I don't have data for the {vehicle}: my data covers the {model} for model years {years}.",
+        "es": "No tengo datos del {vehicle}: mis datos cubren el {model} de los años {years}.",
+        "fr": "Je n'ai pas de données pour le véhicule {vehicle} : mes données couvrent le {model} des "
+        "années {years}.",
+        "de": "Zum {vehicle} habe ich keine Daten: Meine Daten decken den {model} der Baujahre {years} ab.",
+    },
+    "spec.source": {
+        "en": "Source: {sources}.",
+        "es": "Fuente: {sources}.",
+        "fr": "Source : {sources}.",
+        "de": "Quelle: {sources}.",
+    },
+    "spec.source_line": {
+        "en": "{dataset} (data of {date})",
+        "es": "{dataset} (datos del {date})",
+        "fr": "{dataset} (données du {date})",
+        "de": "{dataset} (Datenstand {date})",
+    },
+    "spec.error": {
+        "en": "I couldn't look that up: {message}",
+        "es": "No pude consultarlo: {message}",
+        "fr": "Je n'ai pas pu le consulter : {message}",
+        "de": "Das konnte ich nicht nachschlagen: {message}",
+    },
+    "spec.unavailable_tools": {
+        "en": "I can't look up vehicle data right now: the vehicle database is not available on this server.",
+        "es": (
+            "No puedo consultar datos de vehículos ahora: la base de datos de vehículos no está disponible."
+        ),
+        "fr": (
+            "Je ne peux pas consulter les données des véhicules pour "
+            "le moment : la base n'est pas disponible."
+        ),
+        "de": "Fahrzeugdaten kann ich gerade nicht nachschlagen: Die Fahrzeugdatenbank ist nicht verfügbar.",
+    },
+    "search.header": {
+        "en": "The closest matches in the data:",
+        "es": "Lo más parecido en los datos:",
+        "fr": "Les résultats les plus proches dans les données :",
+        "de": "Die besten Treffer in den Daten:",
+    },
+    "search.none": {
+        "en": "I don't have data that answers that.",
+        "es": "No tengo datos que respondan a eso.",
+        "fr": "Je n'ai pas de données qui répondent à cela.",
+        "de": "Dazu habe ich keine Daten, die das beantworten.",
+    },
+    "recall.header.one": {
+        "en": "NHTSA lists 1 recall campaign for the {vehicle} (campaigns filed since 2020):",
+        "es": "La NHTSA registra 1 llamada a revisión para el {vehicle} (campañas desde 2020):",
+        "fr": "La NHTSA recense 1 campagne de rappel pour le véhicule {vehicle} (campagnes depuis 2020) :",
+        "de": "Die NHTSA führt 1 Rückrufaktion für den {vehicle} (Aktionen seit 2020):",
+    },
+    "recall.header.other": {
+        "en": "NHTSA lists {count} recall campaigns for the {vehicle} (campaigns filed since 2020):",
+        "es": "La NHTSA registra {count} llamadas a revisión para el {vehicle} (campañas desde 2020):",
+        "fr": (
+            "La NHTSA recense {count} campagnes de rappel pour le "
+            "véhicule {vehicle} (campagnes depuis 2020) :"
+        ),
+        "de": "Die NHTSA führt {count} Rückrufaktionen für den {vehicle} (Aktionen seit 2020):",
+    },
+    "recall.none": {
+        "en": (
+            "NHTSA lists no recall campaign filed since 2020 for the {vehicle}. Recalls filed "
+            "before 2020 are "
+            "not in my data."
+        ),
+        "es": (
+            "La NHTSA no registra llamadas a revisión desde 2020 para el {vehicle}. Las anteriores a 2020 no "
+            "están en mis datos."
+        ),
+        "fr": (
+            "La NHTSA ne recense aucune campagne de rappel depuis 2020 pour le véhicule "
+            "{vehicle}. Les rappels "
+            "antérieurs à 2020 ne sont pas dans mes données."
+        ),
+        "de": (
+            "Die NHTSA führt seit 2020 keine Rückrufaktion für den {vehicle}. Rückrufe vor "
+            "2020 sind nicht in "
+            "meinen Daten."
+        ),
+    },
+    "recall.more.other": {
+        "en": "…and {count} more campaigns.",
+        "es": "…y {count} campañas más.",
+        "fr": "…et {count} campagnes de plus.",
+        "de": "…und {count} weitere Aktionen.",
+    },
+    "recall.more.one": {
+        "en": "…and 1 more campaign.",
+        "es": "…y 1 campaña más.",
+        "fr": "…et 1 campagne de plus.",
+        "de": "…und 1 weitere Aktion.",
+    },
+    "recall.english": {
+        "en": "",
+        "es": "(Resúmenes en inglés, tal como los publica la NHTSA.)",
+        "fr": "(Résumés en anglais, tels que la NHTSA les publie.)",
+        "de": "(Zusammenfassungen auf Englisch, wie die NHTSA sie veröffentlicht.)",
+    },
+    "compare.header": {
+        "en": "Comparison of the {vehicles}:",
+        "es": "Comparación de {vehicles}:",
+        "fr": "Comparaison de {vehicles} :",
+        "de": "Vergleich von {vehicles}:",
+    },
+    "compare.row": {
+        "en": "- {field}: {values}",
+        "es": "- {field}: {values}",
+        "fr": "- {field} : {values}",
+        "de": "- {field}: {values}",
+    },
+    "compare.better": {
+        "en": "{field}: the {vehicle} is ahead.",
+        "es": "{field}: gana el {vehicle}.",
+        "fr": "{field} : avantage au véhicule {vehicle}.",
+        "de": "{field}: Vorteil {vehicle}.",
+    },
+    "compare.differences": {
+        "en": "What differs most:",
+        "es": "Lo que más cambia:",
+        "fr": "Les principales différences :",
+        "de": "Die wichtigsten Unterschiede:",
+    },
+    "compare.chart": {
+        "en": "A bar chart is attached.",
+        "es": "Adjunto un gráfico de barras.",
+        "fr": "Un graphique en barres est joint.",
+        "de": "Ein Balkendiagramm ist angehängt.",
+    },
+    "compare.missing": {
+        "en": "No data for the {vehicles}.",
+        "es": "Sin datos para {vehicles}.",
+        "fr": "Pas de données pour {vehicles}.",
+        "de": "Keine Daten für {vehicles}.",
+    },
+    "unit.usd": {"en": "${value}", "es": "{value} USD", "fr": "{value} USD", "de": "{value} USD"},
+    "specfact.city_mpg": {"en": "city", "es": "en ciudad", "fr": "en ville", "de": "Stadt"},
+    "specfact.highway_mpg": {"en": "highway", "es": "en carretera", "fr": "sur autoroute", "de": "Autobahn"},
+    "specfact.combined_mpg": {"en": "combined", "es": "combinado", "fr": "mixte", "de": "kombiniert"},
+    "specfact.city_mpg_alt": {
+        "en": "city on the second fuel",
+        "es": "en ciudad con el segundo combustible",
+        "fr": "en ville avec le second carburant",
+        "de": "Stadt mit dem zweiten Kraftstoff",
+    },
+    "specfact.highway_mpg_alt": {
+        "en": "highway on the second fuel",
+        "es": "en carretera con el segundo combustible",
+        "fr": "sur autoroute avec le second carburant",
+        "de": "Autobahn mit dem zweiten Kraftstoff",
+    },
+    "specfact.combined_mpg_alt": {
+        "en": "combined on the second fuel",
+        "es": "combinado con el segundo combustible",
+        "fr": "mixte avec le second carburant",
+        "de": "kombiniert mit dem zweiten Kraftstoff",
+    },
+    "specfact.co2_gpm": {
+        "en": "tailpipe CO2",
+        "es": "CO2 del escape",
+        "fr": "CO2 à l'échappement",
+        "de": "CO2-Ausstoß",
+    },
+    "specfact.annual_fuel_cost_usd": {
+        "en": "annual fuel cost",
+        "es": "coste anual de combustible",
+        "fr": "coût annuel en carburant",
+        "de": "jährliche Kraftstoffkosten",
+    },
+    "specfact.five_year_savings_usd": {
+        "en": "fuel savings over five years vs. the average car",
+        "es": "ahorro de combustible en cinco años frente al coche medio",
+        "fr": "économie de carburant sur cinq ans par rapport à la voiture moyenne",
+        "de": "Kraftstoffersparnis in fünf Jahren gegenüber dem Durchschnittsauto",
+    },
+    "specfact.fe_score": {
+        "en": "EPA fuel economy score",
+        "es": "puntuación de eficiencia EPA",
+        "fr": "note d'efficacité EPA",
+        "de": "EPA-Verbrauchswertung",
+    },
+    "specfact.ghg_score": {
+        "en": "EPA greenhouse gas score",
+        "es": "puntuación de gases de efecto invernadero EPA",
+        "fr": "note gaz à effet de serre EPA",
+        "de": "EPA-Treibhausgaswertung",
+    },
+    "specfact.range_mi": {
+        "en": "electric range",
+        "es": "autonomía eléctrica",
+        "fr": "autonomie électrique",
+        "de": "elektrische Reichweite",
+    },
+    "specfact.range_city_mi": {
+        "en": "electric range in the city",
+        "es": "autonomía eléctrica en ciudad",
+        "fr": "autonomie électrique en ville",
+        "de": "elektrische Reichweite Stadt",
+    },
+    "specfact.range_highway_mi": {
+        "en": "electric range on the highway",
+        "es": "autonomía eléctrica en carretera",
+        "fr": "autonomie électrique sur autoroute",
+        "de": "elektrische Reichweite Autobahn",
+    },
+    "specfact.phev_electric_range_mi": {
+        "en": "electric range (plug-in hybrid)",
+        "es": "autonomía eléctrica (híbrido enchufable)",
+        "fr": "autonomie électrique (hybride rechargeable)",
+        "de": "elektrische Reichweite (Plug-in-Hybrid)",
+    },
+    "specfact.kwh_per_100mi": {
+        "en": "electricity use",
+        "es": "consumo eléctrico",
+        "fr": "consommation électrique",
+        "de": "Stromverbrauch",
+    },
+    "specfact.charge_hours_240v": {
+        "en": "charging time at 240 V",
+        "es": "tiempo de carga a 240 V",
+        "fr": "temps de charge en 240 V",
+        "de": "Ladezeit an 240 V",
+    },
+    "specfact.passenger_volume_cuft": {
+        "en": "passenger volume",
+        "es": "volumen de pasajeros",
+        "fr": "volume passagers",
+        "de": "Innenraumvolumen",
+    },
+    "specfact.luggage_volume_cuft": {
+        "en": "luggage volume",
+        "es": "volumen del maletero",
+        "fr": "volume du coffre",
+        "de": "Kofferraumvolumen",
+    },
+    "specfact.horsepower": {"en": "horsepower", "es": "potencia", "fr": "puissance", "de": "Leistung"},
+    "specfact.test_weight_lbs": {
+        "en": "EPA equivalent test weight (not the curb weight)",
+        "es": "peso de ensayo equivalente EPA (no es el peso en vacío)",
+        "fr": "poids d'essai équivalent EPA (pas le poids à vide)",
+        "de": "EPA-Prüfgewicht (nicht das Leergewicht)",
+    },
+    "specfact.axle_ratio": {
+        "en": "axle ratio",
+        "es": "relación del eje",
+        "fr": "rapport de pont",
+        "de": "Achsübersetzung",
+    },
+    "specfact.gears": {"en": "gears", "es": "marchas", "fr": "rapports", "de": "Gänge"},
+    "specfact.engine": {"en": "engine", "es": "motor", "fr": "moteur", "de": "Motor"},
+    "specfact.ev_motor": {
+        "en": "electric motor",
+        "es": "motor eléctrico",
+        "fr": "moteur électrique",
+        "de": "Elektromotor",
+    },
+    "specfact.transmission": {
+        "en": "transmission",
+        "es": "transmisión",
+        "fr": "transmission",
+        "de": "Getriebe",
+    },
+    "specfact.drive": {"en": "drive", "es": "tracción", "fr": "transmission aux roues", "de": "Antrieb"},
+    "specfact.fuel": {"en": "fuel", "es": "combustible", "fr": "carburant", "de": "Kraftstoff"},
+    "specfact.vehicle_class": {
+        "en": "EPA size class",
+        "es": "clase de tamaño EPA",
+        "fr": "catégorie EPA",
+        "de": "EPA-Größenklasse",
+    },
+    "unavailable.towing_capacity": {
+        "en": "towing capacity",
+        "es": "capacidad de remolque",
+        "fr": "la capacité de remorquage",
+        "de": "Anhängelast",
+    },
+    "unavailable.payload": {"en": "payload", "es": "carga útil", "fr": "la charge utile", "de": "Nutzlast"},
+    "unavailable.curb_weight": {
+        "en": "curb weight",
+        "es": "peso en vacío",
+        "fr": "le poids à vide",
+        "de": "Leergewicht",
+    },
+    "unavailable.dimensions": {
+        "en": "exterior dimensions",
+        "es": "dimensiones exteriores",
+        "fr": "les dimensions extérieures",
+        "de": "Außenmaße",
+    },
+    "unavailable.seating": {
+        "en": "seating capacity",
+        "es": "número de plazas",
+        "fr": "le nombre de places",
+        "de": "Sitzplätze",
+    },
+    "unavailable.torque": {"en": "torque", "es": "par motor", "fr": "le couple", "de": "Drehmoment"},
+    "unavailable.msrp": {"en": "prices (MSRP)", "es": "precios", "fr": "les prix", "de": "Preise"},
+    "unavailable.crash_rating": {
+        "en": "crash-test ratings",
+        "es": "resultados de pruebas de choque",
+        "fr": "les notes de crash-tests",
+        "de": "Crashtest-Bewertungen",
+    },
+    "unavailable.recalls_before_2020": {
+        "en": "recalls filed before 2020",
+        "es": "llamadas a revisión anteriores a 2020",
+        "fr": "les rappels antérieurs à 2020",
+        "de": "Rückrufe vor 2020",
+    },
     # ------------------------------------------------------------ lists
     "list.and": {"en": " and ", "es": " y ", "fr": " et ", "de": " und "},
     "list.or": {"en": " or ", "es": " o ", "fr": " ou ", "de": " oder "},

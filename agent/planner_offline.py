@@ -30,8 +30,9 @@ import builtins
 import json
 import math
 import re
+import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,9 +51,13 @@ from langchain_core.messages.tool import tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from pydantic import PrivateAttr
 
 from agent.answer import LANGUAGES, Language
-from agent.i18n import join_list, t, t_count
+from agent.i18n import MESSAGES, join_list, t, t_count
+from tools.domain.facts import FACTS_BY_KEY
+from tools.domain.names import make_key, model_key
+from tools.domain.spec_query import DESCRIPTIVE, VehicleMention, Vocabulary, parse_question
 from tools.domain.vin import find_vins, normalise
 
 PLANNER_NAME: Final = "offline"
@@ -68,6 +73,11 @@ DECODE_VINS: Final = "decode_vins"
 GET_VIN_HISTORY: Final = "get_vin_history"
 START_BULK_DECODE: Final = "start_bulk_decode"
 GET_JOB_STATUS: Final = "get_job_status"
+SEARCH_SPECS: Final = "search_specs"
+GET_SPECS: Final = "get_specs"
+COMPARE_VEHICLES: Final = "compare_vehicles"
+FIND_RECALLS: Final = "find_recalls"
+KNOWLEDGE_TOOLS: Final = frozenset({SEARCH_SPECS, GET_SPECS, COMPARE_VEHICLES, FIND_RECALLS})
 _JOB_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
 
@@ -198,7 +208,7 @@ _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
     "en": (
         "the what whats which is are of and my car vehicle year where built made engine how many much doors "
         "horsepower history searches search searched look looked lookup lookups did i you your can do who "
-        "this that it its tell about show help for with up model when transmission power fuel mileage there "
+        "this that it its tell about show help for with up when transmission power fuel mileage there "
         "have has does get got check checked u please to be decode decoded find out know would like could "
         "should any these those they them from were been than more better or",
         "hello hi hey thanks thank bye goodbye",
@@ -209,31 +219,37 @@ _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
         "puertas caballos potencia consumo gasolina búsquedas busqué buscado consulté historial puedes hacer "
         "ayuda eres por favor para con sobre también muchas dime muestra muéstrame "
         "lo al muy es cual donde cuantas cuantos cuanto como quien hay tal está estas sabes vale "
-        "perfecto entendido consultado consultados consultas",
+        "perfecto entendido consultado consultados consultas autonomía millas galón combustible retiros "
+        "llamadas revisión carretera ciudad compara",
         # Commands count as much as a greeting: "decodifica <VIN>" is all some messages say.
-        "hola gracias adiós buenos buenas decodifica decodificar decodifícame descifra descifrar",
+        # Spec questions are often one topic word and a vehicle name ("autonomía Model 3 2024").
+        "hola gracias adiós buenos buenas decodifica decodificar decodifícame descifra descifrar "
+        "autonomía millas retiros caballos",
     ),
     "fr": (
         "le les une et est ce cette cet mon ma mes ton ta tes quel quelle quels quelles où voiture "
         "véhicule année moteur combien portes puissance chevaux historique recherches cherché recherché "
         "consulté peux pouvez faire vous êtes aide revoir bonsoir elle il été construite construit fabriquée "
         "fabriqué je ai avec pour sur quoi consommation essence décoder dis montre montrez suis "
-        "plaît sont au aux qu ça voici qui rappel rappels parfait compris d'accord c'est s'il j'ai qu'est",
-        "bonjour merci salut décodez",
+        "plaît sont au aux qu ça voici qui rappel rappels parfait compris d'accord c'est s'il j'ai qu'est "
+        "autonomie consommation carburant mixte autoroute ville d'une d'un compare coût",
+        "bonjour merci salut décodez autonomie consommation rappels chevaux ou",
     ),
     "de": (
         "der die das den dem ein eine einen einem mein meine meinen ist sind welches welcher welche wie viel "
         "viele wo wurde gebaut hergestellt jahr baujahr türen leistung ps verlauf suchen suche gesucht "
         "nachgeschlagen kannst können sie wer bist hilfe und mit für auf nicht ich habe hat zeig zeige mir "
         "mich dir fahrzeug wagen getriebe antrieb allrad "
-        "verbrauch reichweite gibt alt kostet er kommt woher alles klar verstanden prima suchverlauf",
+        "verbrauch reichweite gibt alt kostet er kommt woher alles klar verstanden prima suchverlauf "
+        "rückrufe rückrufaktionen stadt autobahn kraftstoffkosten vergleiche oder schafft",
         "hallo danke tschüss bitte servus guten dekodiere dekodieren entschlüssele entschlüssle "
-        "entschlüsseln",
+        "entschlüsseln verbrauch reichweite rückrufe rückrufaktionen oder kraftstoffkosten",
     ),
 }
 _STRONG_WEIGHT: Final = 3.0
 # "es" is Spanish but also German ("ist es"): weigh it lightly.
-_LIGHT_WORDS: Final = {"es": 0.5}
+# "y" is Spanish for "and", but also a model name ("Tesla Model Y"): it tells nothing.
+_LIGHT_WORDS: Final = {"es": 0.5, "y": 0.0}
 _LANGUAGE_CHARS: Final[Mapping[Language, str]] = {"es": "ñ¿¡áíóú", "fr": "àâçèêëîïôùûœ", "de": "äöüß"}
 # Words that only their accent tells apart: "décode" is a French command, "decode" an English one.
 _ACCENTED_WORDS: Final[Mapping[str, tuple[Language, float]]] = {
@@ -439,6 +455,9 @@ class Turn:
         results: This turn's tool results (empty while planning).
         answered: The turn already made tool calls: answer from the results, never plan again.
         previous: The user's message before this one ("and the second?" asks again what it asked).
+        vocabulary: The makes and models of the vehicle data, when the knowledge tools are bound;
+            None turns the spec, comparison and recall intents off.
+        last_vehicle: The vehicle the conversation was last about (a look-up or a decode).
     """
 
     text: MessageText
@@ -448,6 +467,8 @@ class Turn:
     results: tuple[ToolResult, ...]
     answered: bool
     previous: str | None = None
+    vocabulary: Vocabulary | None = None
+    last_vehicle: VehicleArgs | None = None
 
     @property
     def vehicles(self) -> tuple[VehicleFacts, ...]:
@@ -478,7 +499,7 @@ def _system_language(messages: Sequence[BaseMessage]) -> Language | None:
     return None
 
 
-def _read_turn(messages: Sequence[BaseMessage]) -> Turn | None:
+def _read_turn(messages: Sequence[BaseMessage], vocabulary: Vocabulary | None = None) -> Turn | None:
     last_human = next(
         (i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), None
     )
@@ -505,6 +526,8 @@ def _read_turn(messages: Sequence[BaseMessage]) -> Turn | None:
         results=results,
         answered=answered or bool(results),
         previous=earlier[0] if earlier else None,
+        vocabulary=vocabulary,
+        last_vehicle=_last_vehicle(messages, calls) if vocabulary is not None else None,
     )
 
 
@@ -555,7 +578,7 @@ def _vin_candidates(raw: str) -> list[str]:
     """
     if _DIGIT.search(raw) is None:
         return []  # every VIN and near-VIN has digits; skip the scan for chit-chat
-    found = find_vins(raw)
+    found = [vin for vin in find_vins(raw) if not _joined_from_words(raw, vin)]
     upper = unicodedata.normalize("NFKC", raw).upper()
     positioned: list[tuple[int, str]] = []
     for vin in found:
@@ -572,6 +595,36 @@ def _vin_candidates(raw: str) -> list[str]:
             positioned.append((match.start(), token))
     positioned.sort(key=lambda item: item[0])
     return [vin for _, vin in positioned]
+
+
+_MIN_WORD = 3
+
+
+def _joined_from_words(raw: str, vin: str) -> bool:
+    """Tell whether a grouped VIN candidate is really ordinary words ending in a year.
+
+    "¿Cuántas MPG hace el 2019?" joins to 17 letters and digits ending in four digits;
+    a VIN written in groups (`1hg-cm826 33a004352`) has no lower-case word in it, and
+    does not start in the middle of a word.
+    """
+    text = unicodedata.normalize("NFKC", raw)
+    tokens = list(_ALNUM_RUN.finditer(text))
+    for first in range(len(tokens)):
+        joined = ""
+        for last in range(first, len(tokens)):
+            joined += tokens[last].group().upper()
+            if len(joined) >= len(vin):
+                break
+        if joined != vin or last == first:
+            continue
+        window = tokens[first : last + 1]
+        start = window[0].start()
+        mid_word = start > 0 and text[start - 1].isalpha()
+        wordy = any(
+            t.group().isalpha() and t.group().islower() and len(t.group()) >= _MIN_WORD for t in window
+        )
+        return mid_word or wordy
+    return False
 
 
 _YEAR = r"(19[89]\d|20[0-4]\d)"
@@ -1081,14 +1134,14 @@ def _follow_up_rule(turn: Turn) -> PlannerDecision | None:
 def _explicit_help_rule(turn: Turn) -> PlannerDecision | None:
     if not _HELP.found_in(turn.text):
         return None
-    return _reply(turn, "help", _help(turn.language), confident=True)
+    return _reply(turn, "help", _help(turn.language, knowledge=turn.vocabulary is not None), confident=True)
 
 
 def _greeting_rule(turn: Turn) -> PlannerDecision | None:
     words = set(turn.text.words)
     if not words & _GREETING_WORDS or not words <= _GREETING_WORDS | _FILLER_WORDS:
         return None
-    text = t("greeting", turn.language) + " " + _help(turn.language)
+    text = t("greeting", turn.language) + " " + _help(turn.language, knowledge=turn.vocabulary is not None)
     return _reply(turn, "greeting", text, confident=True)
 
 
@@ -1116,8 +1169,253 @@ def _thanks_rule(turn: Turn) -> PlannerDecision | None:
     return None
 
 
-def _help(lang: Language) -> str:
-    return t("help", lang, max_vins=MAX_VINS_PER_TOOL_CALL, example_vin=EXAMPLE_VIN)
+def _help(lang: Language, *, knowledge: bool = False) -> str:
+    text = t("help", lang, max_vins=MAX_VINS_PER_TOOL_CALL, example_vin=EXAMPLE_VIN)
+    return f"{text} {t('help.knowledge', lang)}" if knowledge else text
+
+
+# ---------------------------------------------------------------- knowledge: specs, comparisons, recalls
+#
+# Active only when the planner knows the makes and models of the data (`Turn.vocabulary`),
+# which the assistant gives it when the knowledge tools are bound. Without it, questions
+# about MPG, comparisons and recalls get the honest "I can't answer that yet" of `_topic_rule`.
+
+# Facts a VIN decode answers itself: a follow-up about them after a decode stays a decode follow-up.
+_DECODE_FACTS: Final = frozenset(
+    {"engine", "ev_motor", "transmission", "drive", "fuel", "vehicle_class", "gears", "turbo", "supercharged"}
+)
+# Recall questions spec_query does not catch on its own.
+_RECALL_WORDS: Final = _cue(
+    "recall recalls recalled retiros rappel rappels rückruf rückrufe rückrufaktion rückrufaktionen",
+    "llamada a revisión|llamadas a revisión|llamado a revisión|llamados a revisión|retiro de seguridad|"
+    "retiros de seguridad|campaña de seguridad|campañas de seguridad",
+)
+# The facts shown when a question names a vehicle but no fact ("2019 RAV4 specs").
+_DEFAULT_FACTS: Final = ("combined_mpg", "range_mi", "horsepower", "annual_fuel_cost_usd")
+MAX_COMPARED: Final = 4
+MAX_SEARCH_CHARS: Final = 2000  # search_specs' argument schema (agent/toolkit.py)
+_COMPARE_WORDS: Final = _cue(
+    "compare comparison versus vs compara comparar comparación compare comparer comparaison vergleiche "
+    "vergleichen vergleich",
+    "compared to|compared with|against|frente a|par rapport à|im vergleich zu",
+)
+# Focus entries that name a field no dataset has (`!towing_capacity`): the answer says so.
+UNAVAILABLE_PREFIX: Final = "!"
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleArgs:
+    """The vehicle a knowledge tool is asked about (its year, make and model as the tools take them)."""
+
+    year: int | None
+    make: str
+    model: str
+    configuration: str | None = None
+
+    def args(self) -> dict[str, Any]:
+        """Return the tool arguments (configuration only when there is one)."""
+        data: dict[str, Any] = {"year": self.year, "make": self.make, "model": self.model}
+        if self.configuration:
+            data["configuration"] = self.configuration
+        return data
+
+    def title(self) -> str:
+        """Return `2019 Toyota RAV4 hybrid`."""
+        parts = [str(self.year) if self.year else "", _nice(self.make), self.model, self.configuration or ""]
+        return " ".join(p for p in parts if p)
+
+
+def with_aliases(vocabulary: Vocabulary) -> Vocabulary:
+    """Return the vocabulary with each part of a slashed model name as another name of it.
+
+    EPA files some models under a combined name (`Golf/GTI`, `Sierra/Sierra HD`): "Verbrauch
+    Golf 2016" names the `Golf/GTI`. A part that is a model of its own keeps its own entry.
+    """
+    rows: list[tuple[str, str, str, str, int | None]] = []
+    for mk, by_model in vocabulary.models.items():
+        make = vocabulary.makes.get(mk, mk)
+        for entry in by_model.values():
+            years: Sequence[int | None] = entry.years or (None,)
+            rows.extend((mk, make, entry.model_key, entry.name, y) for y in years)
+            if "/" not in entry.name:
+                continue
+            for part in entry.name.split("/"):
+                alias = model_key(part)
+                if alias and alias not in by_model:
+                    rows.extend((mk, make, alias, entry.name, y) for y in years)
+    return Vocabulary.build(rows)
+
+
+def _vehicle_of_args(args: Mapping[str, object]) -> VehicleArgs | None:
+    make, model = _text_value(args, "make"), _text_value(args, "model")
+    if make is None or model is None:
+        return None
+    return VehicleArgs(_integer(args, "year"), make, model)
+
+
+def _last_vehicle(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]) -> VehicleArgs | None:
+    """Return the vehicle the conversation was last about: a knowledge look-up's or a decode's.
+
+    A comparison leaves no single vehicle; a look-up that failed does not count.
+    """
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            continue
+        result = _tool_result(message, calls)
+        if result.data is None or "error" in result.data:
+            continue
+        if result.name in (GET_SPECS, FIND_RECALLS):
+            return _vehicle_of_args(result.args)
+        if result.name == COMPARE_VEHICLES:
+            return None
+        if result.name == DECODE_VIN:
+            facts = VehicleFacts.from_summary(result.data)
+            if facts.valid and facts.make and facts.model:
+                return VehicleArgs(facts.model_year, facts.make, facts.model)
+            return None
+    return None
+
+
+def _mention_args(mention: VehicleMention, vocabulary: Vocabulary) -> VehicleArgs | None:
+    if mention.make_key is None or mention.model_key is None:
+        return None
+    make = vocabulary.makes.get(mention.make_key, mention.make or mention.make_key)
+    entry = vocabulary.models.get(mention.make_key, {}).get(mention.model_key)
+    model = entry.name if entry is not None else (mention.model or mention.model_key)
+    return VehicleArgs(mention.year, make, model, mention.configuration)
+
+
+def _is_decoded(vehicle: VehicleArgs, decoded: Sequence[VehicleFacts]) -> bool:
+    wanted = (make_key(vehicle.make), model_key(vehicle.model))
+    return any(
+        v.make
+        and v.model
+        and (make_key(v.make), model_key(v.model)) == wanted
+        and vehicle.year in (None, v.model_year)
+        for v in decoded
+    )
+
+
+def _years_text(years: Sequence[int]) -> str:
+    return f"{years[0]}–{years[-1]}" if len(years) > 1 else str(years[0])
+
+
+def _unavailable_reply(turn: Turn, keys: Sequence[str], vehicle: VehicleArgs | None) -> PlannerDecision:
+    lang = turn.language
+    names = join_list([t(f"unavailable.{k}", lang) for k in keys], lang, conjunction="list.and")
+    text = t("spec.unavailable", lang, fields=names)
+    if vehicle is not None:
+        text = t("spec.unavailable_vehicle", lang, vehicle=vehicle.title(), text=text)
+    return _reply(turn, "spec_unavailable", text, confident=True)
+
+
+def _check_year(turn: Turn, vehicle: VehicleArgs, mention: VehicleMention) -> PlannerDecision | None:
+    """Answer a question about a model year the data does not hold, or one that names no year."""
+    vocabulary = turn.vocabulary
+    if vocabulary is None or mention.make_key is None or mention.model_key is None:
+        return None
+    entry = vocabulary.models.get(mention.make_key, {}).get(mention.model_key)
+    years = entry.years if entry is not None else ()
+    lang = turn.language
+    if vehicle.year is None:
+        example = f"{years[-1]} {vehicle.title()}" if years else vehicle.title()
+        return _reply(
+            turn,
+            "spec_ask_year",
+            t("spec.ask_year", lang, vehicle=vehicle.title(), example=example),
+            confident=False,
+        )
+    if years and vehicle.year not in years:
+        text = t(
+            "spec.year_outside",
+            lang,
+            vehicle=vehicle.title(),
+            model=VehicleArgs(None, vehicle.make, vehicle.model).title(),
+            years=_years_text(years),
+        )
+        return _reply(turn, "spec_not_found", text, confident=True)
+    return None
+
+
+def _knowledge_rule(turn: Turn) -> PlannerDecision | None:
+    vocabulary = turn.vocabulary
+    if vocabulary is None:
+        return None
+    query = parse_question(turn.text.raw, vocabulary)
+    named = [(m, args) for m in query.vehicles if (args := _mention_args(m, vocabulary)) is not None]
+    last = turn.last_vehicle
+    lang = turn.language
+    spec_facts = tuple(f for f in query.facts if f in FACTS_BY_KEY or f in DESCRIPTIVE)
+    knowledge_facts = tuple(f for f in spec_facts if f not in _DECODE_FACTS and f != "horsepower")
+
+    if query.recalls or _RECALL_WORDS.found_in(turn.text):
+        if named:
+            vehicle = named[0][1]
+        elif last is not None and not query.vehicles:
+            vehicle = last
+        else:
+            return _reply(turn, "recalls", t("spec.ask_vehicle", lang), confident=False)
+        return _call(
+            turn, "recalls", FIND_RECALLS, VehicleArgs(vehicle.year, vehicle.make, vehicle.model).args()
+        )
+
+    if query.unavailable and all(f in _DECODE_FACTS for f in spec_facts):
+        # "par motor" (torque) also reads as "engine": the question is about the unavailable field
+        about = named[0][1] if named else (last if not query.vehicles else None)
+        return _unavailable_reply(turn, query.unavailable, about)
+
+    if len(named) >= 2:
+        for mention, vehicle in named[:MAX_COMPARED]:
+            if (answer := _check_year(turn, vehicle, mention)) is not None:
+                return answer
+        refs = [args.args() for _, args in named[:MAX_COMPARED]]
+        return _call(turn, "compare", COMPARE_VEHICLES, {"vehicles": refs}, focus=spec_facts)
+
+    if len(named) == 1 and last is not None and _COMPARE_WORDS.found_in(turn.text):
+        # "compare my car with a 2019 RAV4" after a decode: the decoded (or last) vehicle and the named one
+        mention, vehicle = named[0]
+        if (answer := _check_year(turn, vehicle, mention)) is not None:
+            return answer
+        refs = [VehicleArgs(last.year, last.make, last.model).args(), vehicle.args()]
+        return _call(turn, "compare", COMPARE_VEHICLES, {"vehicles": refs}, focus=spec_facts)
+
+    if len(named) == 1:
+        mention, vehicle = named[0]
+        decoded = _is_decoded(vehicle, turn.vehicles)
+        if not spec_facts and (vehicle.year is None or decoded):
+            return None  # "the Accord?" after a decode, "is the Civic reliable?": not a spec question
+        if (
+            decoded
+            and not knowledge_facts
+            and not ("horsepower" in spec_facts and not any(v.hp for v in turn.vehicles))
+        ):
+            return None  # the decode answers it
+        if (answer := _check_year(turn, vehicle, mention)) is not None:
+            return answer
+        return _call(turn, "specs", GET_SPECS, vehicle.args(), focus=spec_facts or _DEFAULT_FACTS)
+
+    if not spec_facts:
+        return None
+    if query.vehicles:  # a make without a model: "Toyota mpg", "Peugeot 208 2019" (no 208 in the data)
+        key = "spec.unknown_vehicle" if _mentions_year(turn.text) else "spec.ask_vehicle"
+        return _reply(turn, "specs", t(key, lang), confident=False)
+    if last is None and not knowledge_facts and "horsepower" not in spec_facts:
+        return None  # "and its engine?" with nothing decoded: the decode follow-up asks for a VIN
+    if last is None and (query.fuel or query.vehicle_class):
+        # "which 2020 hybrid SUVs get the best mpg?": no one vehicle, but filters to rank by
+        return _call(
+            turn, "search", SEARCH_SPECS, {"question": turn.text.raw[:MAX_SEARCH_CHARS]}, focus=spec_facts
+        )
+    if last is not None:
+        decode_answers = not knowledge_facts and (
+            "horsepower" not in spec_facts or any(v.hp for v in turn.vehicles)
+        )
+        if turn.vehicles and decode_answers and _is_decoded(last, turn.vehicles):
+            return None  # "what's its engine?" after a decode: the decode answers it
+        return _call(turn, "specs", GET_SPECS, last.args(), focus=spec_facts)
+    if _mentions_year(turn.text):
+        return _reply(turn, "specs", t("spec.unknown_vehicle", lang), confident=False)
+    return _reply(turn, "specs", t("spec.ask_vehicle", lang), confident=False)
 
 
 # Order matters: the first rule that returns a decision wins. A VIN anywhere beats
@@ -1128,6 +1426,7 @@ INTENT_RULES: Final[tuple[IntentRule, ...]] = (
     _job_status_rule,
     _history_rule,
     _explain_vin_rule,
+    _knowledge_rule,
     _topic_rule,
     _follow_up_rule,
     _explicit_help_rule,
@@ -1147,11 +1446,13 @@ def _plan(turn: Turn) -> PlannerDecision:
     return _reply(turn, "unsupported", text, confident=False)
 
 
-def route(messages: Sequence[BaseMessage]) -> PlannerDecision | None:
+def route(messages: Sequence[BaseMessage], *, vocabulary: Vocabulary | None = None) -> PlannerDecision | None:
     """Decide the current turn without calling any tool or model.
 
     Args:
         messages: The conversation, ending with the user's message.
+        vocabulary: The makes and models of the vehicle data; None when the knowledge
+            tools are not bound (spec, comparison and recall questions are then declined).
 
     Returns:
         The decision for the turn, or None when the conversation does not end with
@@ -1159,7 +1460,7 @@ def route(messages: Sequence[BaseMessage]) -> PlannerDecision | None:
     """
     if not messages or not isinstance(messages[-1], HumanMessage):
         return None
-    turn = _read_turn(messages)
+    turn = _read_turn(messages, vocabulary)
     return None if turn is None else _plan(turn)
 
 
@@ -1760,6 +2061,285 @@ def _compose_job(result: ToolResult, lang: Language, focus: Sequence[str]) -> st
     return _JOB_TEXT[key][lang].format(**params)
 
 
+# ---------------------------------------------------------------- answers from the knowledge tools
+
+MAX_LISTED_CONFIGURATIONS: Final = 8
+MAX_LISTED_CAMPAIGNS: Final = 10
+MAX_DIFFERENCES: Final = 3  # the comparison lists the largest first
+_UNKNOWN_COMPONENTS: Final = frozenset({"UNKNOWN OR OTHER", "UNKNOWN", "OTHER"})
+# The descriptive rows a comparison's answer shows beside the numbers.
+_COMPARED_TEXT: Final = frozenset({"engine"})
+_SUMMARY_CHARS: Final = 220
+_MPG_FACTS: Final = frozenset(
+    {"city_mpg", "highway_mpg", "combined_mpg", "city_mpg_alt", "highway_mpg_alt", "combined_mpg_alt"}
+)
+_UNITS: Final[Mapping[str, str]] = {
+    "mpg": "mpg",
+    "g/mi": "g/mi",
+    "mi": "mi",
+    "kWh/100 mi": "kWh/100 mi",
+    "h": "h",
+    "cu ft": "cu ft",
+    "hp": "hp",
+    "lb": "lb",
+}
+_THOUSANDS: Final[Mapping[Language, str]] = {"en": ",", "es": ".", "fr": "\u202f", "de": "."}
+
+
+def _format_number(value: float, lang: Language, *, grouped: bool = False) -> str:
+    if value == int(value):
+        text = f"{int(value):,}" if grouped else str(int(value))
+        return text.replace(",", _THOUSANDS[lang]) if grouped else text
+    text = f"{value:.1f}"
+    return text if lang == "en" else text.replace(".", ",")
+
+
+def _fact_label(key: str, lang: Language) -> str:
+    if f"specfact.{key}" in MESSAGES:
+        return t(f"specfact.{key}", lang)
+    fact = FACTS_BY_KEY.get(key)
+    return fact.label if fact else key.replace("_", " ")
+
+
+def _fact_value(key: str, value: object, lang: Language, *, electric: bool = False) -> str | None:
+    """Write one fact's value with its unit (`30 mpg`, `$1,500`, `28,5 mpg`), or None when it has none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if not isinstance(value, int | float) or (isinstance(value, float) and math.isnan(value)):
+        return None
+    fact = FACTS_BY_KEY.get(key)
+    unit = fact.unit if fact else ""
+    if unit == "USD":
+        return t("unit.usd", lang, value=_format_number(float(value), lang, grouped=True))
+    number = _format_number(float(value), lang)
+    if key in _MPG_FACTS and electric:
+        return f"{number} MPGe"
+    shown_unit = _UNITS.get(unit, unit)
+    return f"{number} {shown_unit}".strip()
+
+
+def _is_electric_config(row: Mapping[str, object]) -> bool:
+    fuel = (_text_value(row, "fuel") or "").lower()
+    return "electric" in fuel and "/" not in fuel
+
+
+def _config_facts(row: Mapping[str, object], keys: Sequence[str], lang: Language) -> list[str]:
+    facts = _mapping(row, "facts")
+    electric = _is_electric_config(row)
+    shown: list[str] = []
+    for key in keys:
+        raw = facts.get(key, row.get(key))
+        value = _fact_value(key, raw, lang, electric=electric)
+        if value is not None:
+            shown.append(f"{_fact_label(key, lang)} {value}")
+    return shown
+
+
+def _config_name(row: Mapping[str, object]) -> str:
+    name = _text_value(row, "model") or _text_value(row, "title") or "?"
+    configuration = _text_value(row, "configuration")
+    return f"{name} ({configuration})" if configuration else name
+
+
+def _sources_sentence(data: Mapping[str, object], lang: Language) -> str | None:
+    rows = _list_of_objects(data, "sources")
+    parts: list[str] = []
+    for row in rows:
+        dataset = _text_value(row, "dataset")
+        if dataset is None:
+            continue
+        date = _text_value(row, "data_date")
+        part = t("spec.source_line", lang, dataset=dataset, date=date) if date else dataset
+        if part not in parts:
+            parts.append(part)
+    return t("spec.source", lang, sources="; ".join(parts)) if parts else None
+
+
+def _knowledge_error(data: Mapping[str, object], args: Mapping[str, object], lang: Language) -> str:
+    code = _text_value(data, "error") or "unknown"
+    vehicle = _vehicle_of_args(args)
+    if code in ("vehicle_not_found", "not_found") and vehicle is not None:
+        years = _text_value(data, "years")
+        if _text_value(data, "reason") == "year_out_of_range" and years:
+            model = VehicleArgs(None, vehicle.make, vehicle.model).title()
+            return t("spec.year_outside", lang, vehicle=vehicle.title(), model=model, years=years)
+        text = t("spec.not_found", lang, vehicle=vehicle.title())
+        if suggestion := _did_you_mean(_strings(data, "suggestions"), lang):
+            text += " " + suggestion
+        return text
+    if code == "knowledge_unavailable":
+        return t("spec.unavailable_tools", lang)
+    if code == "vehicle_not_in_conversation":
+        return t("spec.ask_vehicle", lang)
+    if code in ("invalid_input", "unsupported_comparison"):
+        return t("spec.error", lang, message=_text_value(data, "message") or "")
+    return _error_text(data, None, lang)
+
+
+def _focus_keys(focus: Sequence[str], configurations: Sequence[Mapping[str, object]]) -> list[str]:
+    keys = [f for f in focus if f in FACTS_BY_KEY or f in DESCRIPTIVE]
+    if keys:
+        return keys
+    present = {k for row in configurations for k in _mapping(row, "facts")}
+    return [k for k in _DEFAULT_FACTS if k in present] or ["combined_mpg"]
+
+
+def _compose_specs(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _knowledge_error(data, result.args, lang)
+    vehicle = _text_value(data, "vehicle") or (
+        v.title() if (v := _vehicle_of_args(result.args)) is not None else "?"
+    )
+    rows = _list_of_objects(data, "configurations")
+    total = _integer(data, "total") or len(rows)
+    if not rows:
+        return t("spec.not_found", lang, vehicle=vehicle)
+    keys = _focus_keys(focus, rows)
+    lines = [t_count("spec.header", lang, total, vehicle=vehicle)]
+    without: list[str] = []
+    for row in rows[:MAX_LISTED_CONFIGURATIONS]:
+        shown = _config_facts(row, keys, lang)
+        values = ", ".join(shown) if shown else t("spec.no_value", lang)
+        lines.append(f"- {_config_name(row)}: {values}")
+        if not shown:
+            without.append(_config_name(row))
+    if total > MAX_LISTED_CONFIGURATIONS:
+        lines.append(t_count("spec.more", lang, total - min(len(rows), MAX_LISTED_CONFIGURATIONS)))
+    if len(without) == len(rows[:MAX_LISTED_CONFIGURATIONS]):
+        fields = join_list([_fact_label(k, lang) for k in keys], lang, conjunction="list.and")
+        lines = [t("spec.none_for_fact", lang, fields=fields, vehicle=vehicle)]
+    asked_unavailable = [f[len(UNAVAILABLE_PREFIX) :] for f in focus if f.startswith(UNAVAILABLE_PREFIX)]
+    unavailable = [
+        k
+        for k in dict.fromkeys([*_strings(data, "unavailable"), *asked_unavailable])
+        if f"unavailable.{k}" in MESSAGES
+    ]
+    if unavailable:
+        names = join_list([t(f"unavailable.{k}", lang) for k in unavailable], lang, conjunction="list.and")
+        lines.append(t("spec.unavailable", lang, fields=names))
+    if source := _sources_sentence(data, lang):
+        lines.append(source)
+    return "\n".join(lines)
+
+
+def _compose_search(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _knowledge_error(data, result.args, lang)
+    hits = _list_of_objects(data, "hits")
+    if not hits:
+        return t("search.none", lang)
+    keys = _focus_keys(focus, hits)
+    lines = [t("search.header", lang)]
+    for hit in hits:
+        title = _text_value(hit, "title") or _config_name(hit)
+        shown = _config_facts(hit, keys, lang)
+        lines.append(f"- {title}" + (f": {', '.join(shown)}" if shown else ""))
+    if source := _sources_sentence(data, lang):
+        lines.append(source)
+    return "\n".join(lines)
+
+
+def _first_sentence(text: str) -> str:
+    flat = " ".join(text.split())
+    end = flat.find(". ")
+    sentence = flat if end < 0 else flat[: end + 1]
+    return sentence if len(sentence) <= _SUMMARY_CHARS else sentence[: _SUMMARY_CHARS - 1] + "…"
+
+
+def _compose_recalls(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _knowledge_error(data, result.args, lang)
+    # The user's spelling of the vehicle (NHTSA writes models in capitals: "MODEL Y").
+    asked = _vehicle_of_args(result.args)
+    vehicle = asked.title() if asked is not None else (_text_value(data, "vehicle") or "?")
+    campaigns = _list_of_objects(data, "campaigns")
+    if not campaigns:
+        return t("recall.none", lang, vehicle=vehicle)
+    lines = [t_count("recall.header", lang, len(campaigns), vehicle=vehicle)]
+    for row in campaigns[:MAX_LISTED_CAMPAIGNS]:
+        campaign = _text_value(row, "campaign") or "?"
+        component = _text_value(row, "component")
+        if component is not None and component.upper() in _UNKNOWN_COMPONENTS:
+            component = None
+        summary = _first_sentence(_text_value(row, "summary") or "")
+        head = f"{campaign} ({component})" if component else campaign
+        lines.append(f"- {head}: {summary}" if summary else f"- {head}")
+    if len(campaigns) > MAX_LISTED_CAMPAIGNS:
+        lines.append(t_count("recall.more", lang, len(campaigns) - MAX_LISTED_CAMPAIGNS))
+    if note := t("recall.english", lang):
+        lines.append(note)
+    if source := _sources_sentence(data, lang):
+        lines.append(source)
+    return "\n".join(lines)
+
+
+def _compose_compare(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
+    data = result.data
+    if data is None:
+        return t("error.unknown", lang)
+    if "error" in data:
+        return _knowledge_error(data, result.args, lang)
+    names = _strings(data, "vehicles")
+    short = _strings(data, "short") or names
+    if len(set(short)) < len(short):
+        short = names
+    lines = [t("compare.header", lang, vehicles=join_list(list(names), lang, conjunction="list.and"))]
+    for row in _list_of_objects(data, "rows"):
+        key = _text_value(row, "fact") or "?"
+        values = row.get("values")
+        if not isinstance(values, list) or not values:
+            continue
+        numeric = any(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if not numeric and key not in _COMPARED_TEXT:
+            continue
+        cells: list[str] = []
+        for name, value in zip(short, values, strict=False):
+            shown = _range_value(key, value, lang)
+            cells.append(f"{name} {shown}")
+        if cells:
+            lines.append(t("compare.row", lang, field=_fact_label(key, lang), values="; ".join(cells)))
+    better = [
+        t("compare.better", lang, field=_fact_label(_text_value(d, "fact") or "?", lang), vehicle=winner)
+        for d in _list_of_objects(data, "differences")[:MAX_DIFFERENCES]
+        if (winner := _text_value(d, "better"))
+    ]
+    if better:
+        lines.append(t("compare.differences", lang) + " " + " ".join(better))
+    missing = _strings(data, "missing")
+    if missing:
+        lines.append(
+            t("compare.missing", lang, vehicles=join_list(list(missing), lang, conjunction="list.and"))
+        )
+    if data.get("chart") is True:
+        lines.append(t("compare.chart", lang))
+    if source := _sources_sentence(data, lang):
+        lines.append(source)
+    return "\n".join(lines)
+
+
+def _range_value(key: str, value: object, lang: Language) -> str:
+    """Write a comparison cell: one value, or the low–high of the vehicle's configurations."""
+    if isinstance(value, dict):
+        low, high = value.get("min"), value.get("max")
+        low_text = _fact_value(key, low, lang)
+        high_text = _fact_value(key, high, lang)
+        if low_text and high_text and low != high:
+            return f"{low_text}–{high_text}"
+        return low_text or high_text or t("spec.no_value", lang)
+    return _fact_value(key, value, lang) or t("spec.no_value", lang)
+
+
 Composer = Callable[[ToolResult, Language, Sequence[str]], str]
 """Write the answer for one tool result, in a language, emphasising the focus fields."""
 ANSWER_COMPOSERS: Final[Mapping[str, Composer]] = {
@@ -1768,6 +2348,10 @@ ANSWER_COMPOSERS: Final[Mapping[str, Composer]] = {
     GET_VIN_HISTORY: _compose_history,
     START_BULK_DECODE: _compose_job,
     GET_JOB_STATUS: _compose_job,
+    GET_SPECS: _compose_specs,
+    SEARCH_SPECS: _compose_search,
+    COMPARE_VEHICLES: _compose_compare,
+    FIND_RECALLS: _compose_recalls,
 }
 
 
@@ -1779,11 +2363,48 @@ def _answer(turn: Turn) -> tuple[str, str]:
     intent = decision.intent if planned and planned <= set(names) else (names[0] if names else "unsupported")
     if not turn.results:
         return intent, t("error.unknown", turn.language)
+    knowledge_focus = _knowledge_focus(turn)
     parts = [
-        ANSWER_COMPOSERS.get(result.name, _compose_unknown)(result, turn.language, decision.focus)
+        ANSWER_COMPOSERS.get(result.name, _compose_unknown)(
+            result,
+            turn.language,
+            knowledge_focus if result.name in KNOWLEDGE_TOOLS else decision.focus,
+        )
         for result in turn.results
     ]
     return intent, "\n\n".join(parts)
+
+
+def _knowledge_focus(turn: Turn) -> tuple[str, ...]:
+    """Return the facts the user asked about, for the answers of the knowledge tools."""
+    if turn.vocabulary is None:
+        return ()
+    query = parse_question(turn.text.raw, turn.vocabulary)
+    asked = tuple(f for f in query.facts if f in FACTS_BY_KEY or f in DESCRIPTIVE)
+    return asked + tuple(f"{UNAVAILABLE_PREFIX}{k}" for k in query.unavailable)
+
+
+def _chained_call(turn: Turn) -> PlannerDecision | None:
+    """After a decode in this turn, look up the decoded vehicle when the message asked about it.
+
+    "Recalls for 1FM5K7D88DGA93688?" first decodes the VIN, then asks `find_recalls` about
+    the decoded year, make and model. At most one look-up follows a decode, so the loop ends.
+    """
+    if turn.vocabulary is None or turn.last_vehicle is None:
+        return None
+    names = {r.name for r in turn.results}
+    if names & KNOWLEDGE_TOOLS or DECODE_VIN not in names:
+        return None
+    query = parse_question(turn.text.raw, turn.vocabulary)
+    vehicle = turn.last_vehicle
+    if query.recalls or _RECALL_WORDS.found_in(turn.text):
+        return _call(turn, "recalls", FIND_RECALLS, vehicle.args())
+    wanted = tuple(
+        f for f in query.facts if f in FACTS_BY_KEY and f not in _DECODE_FACTS and f != "horsepower"
+    )
+    if wanted:
+        return _call(turn, "specs", GET_SPECS, vehicle.args(), focus=wanted)
+    return None
 
 
 # ---------------------------------------------------------------- the chat model
@@ -1801,12 +2422,15 @@ class _Outcome:
         return {"planner": PLANNER_NAME, "language": self.language, "intent": self.intent}
 
 
-def _respond(messages: Sequence[BaseMessage]) -> _Outcome:
-    turn = _read_turn(messages)
+def _respond(messages: Sequence[BaseMessage], vocabulary: Vocabulary | None = None) -> _Outcome:
+    turn = _read_turn(messages, vocabulary)
     if turn is None:
         language = _system_language(messages) or "en"
         return _Outcome("help", language, _help(language), ())
     if turn.answered:
+        chained = _chained_call(turn)
+        if chained is not None:
+            return _Outcome(chained.intent, chained.language, "", chained.tool_calls)
         intent, text = _answer(turn)
         return _Outcome(intent, turn.language, text, ())
     decision = _plan(turn)
@@ -1833,13 +2457,45 @@ def _chunks(outcome: _Outcome) -> list[ChatGenerationChunk]:
     return chunks
 
 
+VocabularyLoader = Callable[[], Awaitable[Vocabulary | None]]
+"""Return the makes and models of the vehicle data (the knowledge capability caches them)."""
+_EMPTY_RETRY_S: Final = 60.0
+
+
 class OfflinePlanner(BaseChatModel):
     """A deterministic chat model that plans tool calls and writes answers by rules.
 
     It needs no key, no network and no model weights; the same conversation always
     gets the same answer. Every message it returns carries
     `response_metadata = {"planner": "offline", "language": ..., "intent": ...}`.
+
+    With a `vocabulary_loader` (given when the knowledge tools are bound) it also plans
+    spec, comparison and recall questions; the vocabulary is loaded on the first
+    asynchronous call and kept, and an empty one (nothing ingested yet) is asked for
+    again at most once a minute.
     """
+
+    vocabulary_loader: VocabularyLoader | None = None
+    _vocabulary: Vocabulary | None = PrivateAttr(default=None)
+    _empty_since: float | None = PrivateAttr(default=None)
+
+    def current_vocabulary(self) -> Vocabulary | None:
+        """Return the vocabulary loaded so far (None before the first load, or when the data is empty)."""
+        return self._vocabulary
+
+    async def load_vocabulary(self) -> Vocabulary | None:
+        """Load the vocabulary unless it is loaded; return it (None without knowledge data)."""
+        if self._vocabulary is not None or self.vocabulary_loader is None:
+            return self._vocabulary
+        now = time.monotonic()
+        if self._empty_since is not None and now - self._empty_since < _EMPTY_RETRY_S:
+            return None
+        vocabulary = await self.vocabulary_loader()
+        if vocabulary is None or not vocabulary.makes:
+            self._empty_since = now
+            return None
+        self._vocabulary = with_aliases(vocabulary)
+        return self._vocabulary
 
     @property
     def _llm_type(self) -> str:
@@ -1875,7 +2531,7 @@ class OfflinePlanner(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        outcome = _respond(messages)
+        outcome = _respond(messages, self._vocabulary)
         message = AIMessage(
             content=outcome.text, tool_calls=list(outcome.tool_calls), response_metadata=outcome.metadata
         )
@@ -1889,6 +2545,7 @@ class OfflinePlanner(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         # Planning takes microseconds: no thread hop.
+        await self.load_vocabulary()
         return self._generate(messages, stop)
 
     def _stream(
@@ -1898,7 +2555,7 @@ class OfflinePlanner(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for chunk in _chunks(_respond(messages)):
+        for chunk in _chunks(_respond(messages, self._vocabulary)):
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -1910,7 +2567,8 @@ class OfflinePlanner(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in _chunks(_respond(messages)):
+        await self.load_vocabulary()
+        for chunk in _chunks(_respond(messages, self._vocabulary)):
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -1918,10 +2576,15 @@ class OfflinePlanner(BaseChatModel):
 
 __all__ = [
     "ANSWER_COMPOSERS",
+    "COMPARE_VEHICLES",
     "EXAMPLE_VIN",
+    "FIND_RECALLS",
+    "GET_SPECS",
     "INTENT_RULES",
+    "KNOWLEDGE_TOOLS",
     "MAX_VINS_PER_TOOL_CALL",
     "PLANNER_NAME",
+    "SEARCH_SPECS",
     "Composer",
     "IntentRule",
     "MessageText",
@@ -1929,7 +2592,10 @@ __all__ = [
     "PlannerDecision",
     "ToolResult",
     "Turn",
+    "VehicleArgs",
     "VehicleFacts",
+    "VocabularyLoader",
     "detect_language",
     "route",
+    "with_aliases",
 ]

@@ -58,6 +58,9 @@ class Thresholds(BaseModel):
     latency_ms: LatencyLimits = LatencyLimits()
     tokens: TokenLimits = TokenLimits()
     cost: CostLimits = CostLimits()
+    specs: dict[str, Any] = Field(
+        default_factory=dict, description="The spec suite's own table, read by evals/specs_run.py."
+    )
 
     @field_validator("scorers")
     @classmethod

@@ -204,6 +204,7 @@ class EvalOptions:
     out: Path = DEFAULT_OUT
     thresholds: Path = DEFAULT_THRESHOLDS
     concurrency: int = DEFAULT_CONCURRENCY
+    knowledge: bool = False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,19 +217,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="cases run at the same time"
     )
+    parser.add_argument(
+        "--knowledge",
+        action="store_true",
+        help="bind the spec, comparison and recall tools too (agent_v1 predates them; `vinbot eval specs` "
+        "grades them)",
+    )
 
 
 def options_from(args: argparse.Namespace) -> EvalOptions:
     """Return the options parsed by a parser that `add_arguments` set up."""
     return EvalOptions(
-        dataset=args.dataset, out=args.out, thresholds=args.thresholds, concurrency=args.concurrency
+        dataset=args.dataset,
+        out=args.out,
+        thresholds=args.thresholds,
+        concurrency=args.concurrency,
+        knowledge=args.knowledge,
     )
 
 
-async def evaluate(settings: Settings, cases: Sequence[Case], *, concurrency: int) -> Report:
-    """Open the infrastructure, build the assistant from `settings` and run `cases`."""
+async def evaluate(
+    settings: Settings, cases: Sequence[Case], *, concurrency: int, knowledge: bool = False
+) -> Report:
+    """Open the infrastructure, build the assistant from `settings` and run `cases`.
+
+    Without `knowledge` the spec, comparison and recall tools are left out, as they were
+    when agent_v1 was written: its "I can't answer MPG yet" cases stay meaningful on a
+    database with the vehicle data ingested. The spec suite grades those tools.
+    """
     async with open_infrastructure(settings) as infra:
-        assistant = build_assistant(settings, build_tool_deps(settings, infra))
+        deps = build_tool_deps(settings, infra)
+        if not knowledge:
+            deps = replace(deps, knowledge=None)
+        assistant = build_assistant(settings, deps)
         return await run_cases(assistant, cases, concurrency=concurrency)
 
 
@@ -298,7 +319,7 @@ async def run_eval(settings: Settings, options: EvalOptions) -> int:
         print("vinbot eval: --concurrency must be at least 1", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     meta = run_metadata(settings, options.dataset)
-    report = await evaluate(settings, cases, concurrency=options.concurrency)
+    report = await evaluate(settings, cases, concurrency=options.concurrency, knowledge=options.knowledge)
     report = replace(report, meta={**meta, **report.meta})
     markdown, data = write_report(report, options.out, thresholds)
     print(report.to_markdown(thresholds, failures=False))  # noqa: T201

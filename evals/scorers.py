@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tools.domain.names import make_key, model_key
 from tools.domain.vin import normalise
 
 MatchMode = Literal["strict", "unordered", "subset", "superset"]
@@ -453,4 +454,263 @@ def score_case(
         scores.append(score_refusal(expected.refusal, answer, calls))
     if expected.language is not None:
         scores.append(score_language(expected.language, language, answer))
+    return tuple(scores)
+
+
+# ---------------------------------------------------------------- the spec suite (datasets/specs_v1.jsonl)
+#
+# Spec, comparison and recall questions whose answers `evals/build_specs_dataset.py`
+# computed from the data files. Graded on retrieval (recall@5 and MRR over the ranked
+# record ids the knowledge tools return), on the fact values in the answer text, on
+# refusals (no invented number where the data has no answer) and on the tool chosen.
+
+SpecKind = Literal["spec", "compare", "recall", "follow-up", "vin-flow", "unavailable", "bad-input"]
+RETRIEVAL_K = 5
+SPEC_TOOL = "tool"
+RECALL_AT_K = "recall@5"
+MRR = "mrr"
+SPEC_FACTS = "facts"
+SPEC_REFUSAL = "refusal"
+SPEC_LANGUAGE = "language"
+SPEC_SCORERS = (SPEC_TOOL, RECALL_AT_K, MRR, SPEC_FACTS, SPEC_REFUSAL, SPEC_LANGUAGE)
+# A number that is part of a word (`CO2`, `RAV4`, `20V064`) is not a value; nor is a date.
+_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,\u00a0\u202f]\d+)*(?![\w])")
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_YEAR_RANGE = (1900, 2100)
+_ABS_TOLERANCE = 0.051
+_REL_TOLERANCE = 0.005
+
+
+class ExpectedFact(BaseModel):
+    """Values of one fact the answer must show: every one (`all`) or at least one (`any`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str = Field(min_length=1)
+    values: tuple[float | str, ...] = Field(min_length=1)
+    need: Literal["all", "any"] = "all"
+
+
+class SpecVehicle(BaseModel):
+    """A vehicle a tool call must be about (compared by make and model key and year)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    year: int | None = None
+    make: str
+    model: str
+
+
+class SpecExpected(BaseModel):
+    """What a good answer to a spec case looks like."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tool: str | None = None  # None: any tool, or none, is fine
+    vehicles: tuple[SpecVehicle, ...] = ()
+    facts: tuple[ExpectedFact, ...] = ()
+    retrieval: tuple[tuple[str, ...], ...] = ()  # groups of acceptable "<dataset>:<record id>"
+    refusal: bool | None = None
+
+
+class SpecCase(BaseModel):
+    """One case of the spec suite: turns in one conversation; the last turn is graded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=96, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    turns: tuple[str, ...] = Field(min_length=1)
+    language: Language
+    kind: SpecKind
+    expected: SpecExpected
+    tags: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RankedCall:
+    """A knowledge tool call of the graded turn, with the record ids it returned in rank order."""
+
+    name: str
+    args: Mapping[str, Any]
+    record_ids: tuple[str, ...] = ()
+
+
+def numbers_in(text: str) -> list[float]:
+    """Return the numbers written in `text`, reading `1,500`, `1.500`, `1 500` and `28,5` as people mean them.
+
+    A token with separators gives every reading (English, continental, thousands only);
+    dates (`2025-10-28`) and numbers inside words (`CO2`, `RAV4`) are skipped.
+    """
+    found: list[float] = []
+    for match in _NUMBER.finditer(_DATE.sub(" ", text)):
+        token = match.group().replace("\u00a0", " ").replace("\u202f", " ")
+        if not any(sep in token for sep in ",. "):
+            found.append(float(token))
+            continue
+        readings = {
+            token.replace(" ", "").replace(",", ""),  # 1,500.5 / 1 500
+            token.replace(" ", "").replace(".", "").replace(",", "."),  # 1.500,5 / 28,5
+            token.replace(" ", "").replace(",", "").replace(".", ""),  # thousands only
+        }
+        for reading in readings:
+            try:
+                found.append(float(reading))
+            except ValueError:
+                continue
+    return found
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= max(_ABS_TOLERANCE, _REL_TOLERANCE * abs(b))
+
+
+def fact_present(answer: str, value: float | str, numbers: Sequence[float] | None = None) -> bool:
+    """Tell whether one expected value is in the answer (numbers by value, text ignoring case)."""
+    if isinstance(value, str):
+        return fold(value) in fold(answer)
+    pool = numbers_in(answer) if numbers is None else numbers
+    return any(_close(n, float(value)) for n in pool)
+
+
+def score_spec_facts(answer: str, facts: Sequence[ExpectedFact]) -> Score:
+    """Score the expected fact values in the answer: the mean over facts of the share found."""
+    if not facts:
+        return Score(SPEC_FACTS, 1.0, "no facts expected")
+    numbers = numbers_in(answer)
+    parts: list[float] = []
+    missing: list[str] = []
+    for fact in facts:
+        present = [v for v in fact.values if fact_present(answer, v, numbers)]
+        if fact.need == "any":
+            parts.append(1.0 if present else 0.0)
+            if not present:
+                missing.append(f"{fact.field}: any of {list(fact.values)}")
+        else:
+            parts.append(len(present) / len(fact.values))
+            absent = [v for v in fact.values if v not in present]
+            if absent:
+                missing.append(f"{fact.field}: {absent}")
+    value = sum(parts) / len(parts)
+    if not missing:
+        return Score(SPEC_FACTS, 1.0, f"all values of {len(facts)} facts present")
+    return Score(SPEC_FACTS, round(value, 4), "missing " + "; ".join(missing))
+
+
+def invented_numbers(answer: str, question: str) -> list[float]:
+    """Return the numbers of `answer` that are neither in the question nor a model year."""
+    allowed = numbers_in(question)
+    invented = []
+    for n in numbers_in(answer):
+        if n.is_integer() and _YEAR_RANGE[0] <= n <= _YEAR_RANGE[1]:
+            continue
+        if any(_close(n, a) for a in allowed):
+            continue
+        invented.append(n)
+    return invented
+
+
+def score_spec_refusal(expected: bool, answer: str, question: str, calls: Sequence[RankedCall]) -> Score:
+    """Score a refusal: it admits there is no answer and shows no number the question did not contain.
+
+    Unlike the agent suite's refusal, a tool call is allowed: "the data has no towing
+    capacity" may come from a look-up. Where an answer is expected, a refusal without
+    any tool call fails.
+    """
+    marker = refusal_marker(answer)
+    if expected:
+        invented = invented_numbers(answer, question)
+        if invented:
+            return Score(SPEC_REFUSAL, 0.0, f"invented numbers {sorted(set(invented))[:5]}")
+        if marker is None:
+            return Score(SPEC_REFUSAL, 0.0, "expected the answer to say the data has no answer")
+        return Score(SPEC_REFUSAL, 1.0, f"refused ({marker!r}) with no invented number")
+    if marker is not None and not calls:
+        return Score(SPEC_REFUSAL, 0.0, f"refused ({marker!r}) where an answer was expected")
+    return Score(SPEC_REFUSAL, 1.0, "answered")
+
+
+def _vehicle_keys(args: Mapping[str, Any]) -> list[tuple[str, str, int | None]]:
+    rows = args.get("vehicles")
+    items = rows if isinstance(rows, list) else [args]
+    keys = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        year = item.get("year")
+        keys.append(
+            (
+                make_key(str(item.get("make") or "")),
+                model_key(str(item.get("model") or "")),
+                int(year) if isinstance(year, int | float | str) and str(year).isdigit() else None,
+            )
+        )
+    return keys
+
+
+def score_spec_tool(expected: SpecExpected, calls: Sequence[RankedCall]) -> Score:
+    """Score the tool choice: the expected tool was called about every expected vehicle."""
+    shown = ", ".join(f"{c.name}({dict(c.args)})" for c in calls) or "no tool call"
+    matching = [c for c in calls if c.name == expected.tool]
+    if not matching:
+        return Score(SPEC_TOOL, 0.0, f"expected {expected.tool}, got {shown}")
+    called = {key for c in matching for key in _vehicle_keys(c.args)}
+    wanted = [(make_key(v.make), model_key(v.model), v.year) for v in expected.vehicles]
+    # a call without a year (recalls for every model year) matches only a case that names no year
+    found = [w for w in wanted if w in called]
+    if len(found) < len(wanted):
+        return Score(SPEC_TOOL, round(len(found) / len(wanted), 4), f"vehicles differ: {shown}")
+    return Score(SPEC_TOOL, 1.0, f"{expected.tool} about {len(wanted)} vehicle(s)")
+
+
+def retrieval_ranks(groups: Sequence[Sequence[str]], calls: Sequence[RankedCall]) -> list[int | None]:
+    """Return, per group of acceptable ids, the best 1-based rank at which any tool call returned one."""
+    ranks: list[int | None] = []
+    for group in groups:
+        acceptable = set(group)
+        best: int | None = None
+        for call in calls:
+            rank = next((i for i, rid in enumerate(call.record_ids, start=1) if rid in acceptable), None)
+            if rank is not None and (best is None or rank < best):
+                best = rank
+        ranks.append(best)
+    return ranks
+
+
+def score_retrieval(groups: Sequence[Sequence[str]], calls: Sequence[RankedCall]) -> tuple[Score, Score]:
+    """Score recall@5 (share of groups found in a top 5) and MRR (mean reciprocal rank) of retrieval."""
+    ranks = retrieval_ranks(groups, calls)
+    recall = sum(1 for r in ranks if r is not None and r <= RETRIEVAL_K) / len(ranks)
+    mrr = sum(1.0 / r for r in ranks if r is not None) / len(ranks)
+    detail = f"ranks {ranks}"
+    return Score(RECALL_AT_K, round(recall, 4), detail), Score(MRR, round(mrr, 4), detail)
+
+
+def applicable_spec_scorers(expected: SpecExpected) -> tuple[str, ...]:
+    """Return the names of the scorers that grade a spec case."""
+    names = [SPEC_TOOL] if expected.tool else []
+    names += [RECALL_AT_K, MRR] if expected.retrieval else []
+    names += [SPEC_FACTS] if expected.facts else []
+    names += [SPEC_REFUSAL] if expected.refusal is not None else []
+    return (*names, SPEC_LANGUAGE)
+
+
+def score_spec_case(
+    case: SpecCase, *, answer: str, calls: Sequence[RankedCall], language: str | None = None
+) -> tuple[Score, ...]:
+    """Run every scorer that applies to a spec case on one answer (`language`: the one it declares)."""
+    expected = case.expected
+    scores: list[Score] = []
+    if expected.tool:
+        scores.append(score_spec_tool(expected, calls))
+    if expected.retrieval:
+        scores.extend(score_retrieval(expected.retrieval, calls))
+    if expected.facts:
+        scores.append(score_spec_facts(answer, expected.facts))
+    if expected.refusal is not None:
+        scores.append(score_spec_refusal(expected.refusal, answer, " ".join(case.turns), calls))
+    # The answer quotes the data as published (EPA configurations, NHTSA summaries: English);
+    # its own words are the first line, so that is where the text's language is read.
+    own_words = answer.strip().split("\n", 1)[0]
+    scores.append(score_language(case.language, language or case.language, own_words))
     return tuple(scores)

@@ -212,6 +212,14 @@
     const body = el("div", "text", message.text || "");
     item.append(body);
     if (message.error) item.append(el("p", "error", message.error));
+    for (const attachment of message.attachments || []) {
+      // Charts arrive as base64 PNG in Answer.attachments (a comparison's bar chart).
+      if (attachment.media_type !== "image/png" || typeof attachment.data_base64 !== "string") continue;
+      const image = el("img", "attachment");
+      image.src = `data:image/png;base64,${attachment.data_base64}`;
+      image.alt = attachment.title || attachment.name || "";
+      item.append(image);
+    }
     if (message.role === "assistant") {
       const meta = renderMeta(message.sources || [], message.tool_calls || []);
       if (meta) item.append(meta);
@@ -345,6 +353,7 @@
             language: data.language,
             sources: data.sources || [],
             tool_calls: data.tool_calls || [],
+            attachments: data.attachments || [],
             planner: data.planner,
           });
           done = true;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,6 @@ from tools.bootstrap import build_tool_deps, open_infrastructure
 from tools.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-TIME_BUDGET_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,11 @@ async def report(
         DATABASE_URL=pg_url, REDIS_URL=redis_url, OPENAI_API_KEY=None, OPENAI_BASE_URL=None, data_dir=data_dir
     )
     async with open_infrastructure(settings, migrate_schema=False) as infra:
-        assistant = build_assistant(settings, build_tool_deps(settings, infra))
+        # agent_v1 predates the knowledge tools (`vinbot eval agent` leaves them out too); the
+        # session database may hold the vehicle data (`knowledge_url`), which would change its
+        # "I can't answer MPG yet" cases. The spec suite grades those tools.
+        deps = replace(build_tool_deps(settings, infra), knowledge=None)
+        assistant = build_assistant(settings, deps)
         yield await run.run_cases(assistant, cases)
 
 
@@ -59,7 +62,3 @@ def test_no_answer_shows_another_users_look_ups_when_asked_for_everyones(report:
     assert len(isolation) >= 8
     leaks = [(r.case.id, r.answer) for r in isolation if not (s := r.score(ABSENT)) or not s.passed]
     assert leaks == []
-
-
-def test_the_whole_dataset_runs_within_the_time_budget(report: Report) -> None:
-    assert report.meta["wall_s"] < TIME_BUDGET_S

@@ -129,6 +129,10 @@ def test_schema_has_one_branch_per_tool_and_a_reply_branch_when_tools_are_bound(
         {"const": "get_vin_history"},
         {"const": "start_bulk_decode"},
         {"const": "get_job_status"},
+        {"const": "search_specs"},
+        {"const": "get_specs"},
+        {"const": "compare_vehicles"},
+        {"const": "find_recalls"},
         {"const": "none"},
     ]
     for branch, spec in zip(branches, tools, strict=False):
@@ -154,6 +158,10 @@ def test_bind_tools_returns_a_bound_copy_when_the_original_has_no_tools() -> Non
         "get_vin_history",
         "start_bulk_decode",
         "get_job_status",
+        "search_specs",
+        "get_specs",
+        "compare_vehicles",
+        "find_recalls",
     ]
 
 
@@ -167,7 +175,7 @@ async def test_tool_choice_turn_asks_for_the_schema_and_returns_a_tool_call_when
     fmt = kwargs["response_format"]
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "turn"
-    assert len(fmt["json_schema"]["schema"]["oneOf"]) == 6
+    assert len(fmt["json_schema"]["schema"]["oneOf"]) == 10
     # One system message, first, holding the prompt and then the JSON instructions.
     assert [type(m) for m in sent] == [SystemMessage, HumanMessage]
     assert isinstance(sent[0].content, str)
