@@ -47,7 +47,17 @@ MODEL = "gpt-4o-mini"
 ACCORD = "1HGCM82633A004352"
 ACCORD_TITLE = "2003 HONDA Accord EX-V6"
 F150 = "1FTMW1T88MFA00001"  # a real VIN the user never wrote in these conversations
-TOOL_NAMES = ["decode_vin", "decode_vins", "get_vin_history", "start_bulk_decode", "get_job_status"]
+TOOL_NAMES = [
+    "decode_vin",
+    "decode_vins",
+    "get_vin_history",
+    "start_bulk_decode",
+    "get_job_status",
+    "search_specs",
+    "get_specs",
+    "compare_vehicles",
+    "find_recalls",
+]
 # Generous for answers that come; the "slow" fault holds its reply past a much shorter one.
 TIMEOUT_S = 2.0
 SHORT_TIMEOUT_S = 0.3
@@ -424,8 +434,8 @@ async def test_offline_planner_answers_with_a_note_when_the_stream_stalls_behind
     assistant = make_assistant(llm_timeout_s=SHORT_TIMEOUT_S)
     answer = await assistant.ask(f"what is {ACCORD}?", conversation_id="test:stall", asker=asker("stall"))
     fallback_checks(answer)
-    # Given up after about the timeout, long before the stand-in ends the stream itself.
-    assert answer.latency_ms < standin.slow_s * 1000 / 2
+    # Given up on the stall by our own timeout: the stand-in had not cut the stream yet.
+    assert standin.stalls_cut == 0
 
 
 async def test_offline_planner_answers_when_the_model_fails_after_its_tool_call(

@@ -179,6 +179,7 @@ class OpenAIStandIn:
     replies: deque[Reply] = field(default_factory=deque)
     received: list[Received] = field(default_factory=list)
     unplanned: int = 0  # requests that found no planned reply (answered with a 500)
+    stalls_cut: int = 0  # stalled streams the stand-in ended itself after `slow_s` (nobody gave up first)
     _fault: Fault | None = None
     _fault_times: int | None = None
     _release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -203,6 +204,7 @@ class OpenAIStandIn:
         self.replies.clear()
         self.received.clear()
         self.unplanned = 0
+        self.stalls_cut = 0
         self._fault = None
         self._fault_times = None
 
@@ -268,6 +270,7 @@ class OpenAIStandIn:
             yield ": keep-alive\n\n"
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._release.wait(), 0.05)
+        self.stalls_cut += 1
         raise StreamCut("the stalled stream ends without finishing")
 
 

@@ -707,6 +707,7 @@ def _stored_field(result: Any, field: str) -> ColumnElement[str | None]:
     return case(
         (func.jsonb_typeof(result) == "object", result[field].astext),
         (result[0].astext == _VERSION_TEXT, result[_AT[field]].astext),
-        (result.is_not(None), cast(cast(mismatch, Integer), Text)),
+        # JSON null (an ORM write of None) reads as no result, like SQL NULL.
+        (func.jsonb_typeof(result) == "array", cast(cast(mismatch, Integer), Text)),
         else_=null(),
     )
