@@ -24,11 +24,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -64,8 +64,16 @@ class DatasetError(ValueError):
 # ---------------------------------------------------------------- dataset
 
 
-def load_cases(path: Path) -> list[Case]:
-    """Read and validate a JSONL dataset: one case per line, blank lines ignored.
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+CaseT = TypeVar("CaseT", bound=_Identified)
+
+
+def load_jsonl(path: Path, parse: Callable[[str], CaseT]) -> list[CaseT]:
+    """Read and validate a JSONL dataset with `parse`: one case per line, blank lines ignored.
 
     Raises:
         DatasetError: the file is missing, a line is not a valid case, or an id repeats.
@@ -74,13 +82,13 @@ def load_cases(path: Path) -> list[Case]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror}") from e
-    cases: list[Case] = []
+    cases: list[CaseT] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            case = Case.model_validate_json(line)
+            case = parse(line)
         except ValidationError as e:
             raise DatasetError(f"{path.name}:{number}: {e}") from e
         if case.id in seen:
@@ -90,6 +98,11 @@ def load_cases(path: Path) -> list[Case]:
     if not cases:
         raise DatasetError(f"{path} has no cases")
     return cases
+
+
+def load_cases(path: Path) -> list[Case]:
+    """Read and validate the agent dataset (see `load_jsonl`)."""
+    return load_jsonl(path, Case.model_validate_json)
 
 
 def file_sha256(path: Path) -> str:

@@ -42,6 +42,7 @@ from evals.run import (
     EXIT_OK,
     EXIT_USAGE,
     DatasetError,
+    load_jsonl,
     new_run_id,
     run_metadata,
 )
@@ -98,31 +99,8 @@ def load_spec_thresholds(path: Path) -> SpecThresholds:
 
 
 def load_spec_cases(path: Path) -> list[SpecCase]:
-    """Read and validate a spec dataset.
-
-    Raises:
-        DatasetError: the file is missing, a line is not a valid case, or an id repeats.
-    """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise DatasetError(f"cannot read {path}: {e.strerror}") from e
-    cases: list[SpecCase] = []
-    seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            case = SpecCase.model_validate_json(line)
-        except ValidationError as e:
-            raise DatasetError(f"{path.name}:{number}: {e}") from e
-        if case.id in seen:
-            raise DatasetError(f"{path.name}:{number}: duplicate case id {case.id!r}")
-        seen.add(case.id)
-        cases.append(case)
-    if not cases:
-        raise DatasetError(f"{path} has no cases")
-    return cases
+    """Read and validate a spec dataset (see `evals.run.load_jsonl`)."""
+    return load_jsonl(path, SpecCase.model_validate_json)
 
 
 # ---------------------------------------------------------------- results
