@@ -102,6 +102,7 @@ async def open_bot_services(settings: Settings, *, migrate_schema: bool = True) 
             telegram=settings.telegram,
             limits=settings.limits,
             bulk=deps.bulk,
+            vin=deps.vin,
         )
         yield OpenedBot(services=services, kv=infra.kv)
 

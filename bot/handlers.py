@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from bot import render
 from bot.i18n import LANGUAGE_NAMES, N_, Texts, Translator, language_of
 from bot.ocr import VinPlateReader, VinReading
 from tools import bulk
+from tools import vin as vins
 from tools.bulk import BulkDeps, InputRow, JobStatus
 from tools.domain.vin import Vin, find_vins
 from tools.errors import AppError, InvalidVin, RateLimited
@@ -62,7 +64,7 @@ from tools.settings import LimitSettings, TelegramSettings, Tier
 from tools.storage import conversation_repo, feedback_repo, vin_repo
 from tools.storage.session import transaction
 from tools.storage.user_repo import UserRecord, get_or_create_user, set_language
-from tools.vin import Caller
+from tools.vin import Caller, VinDeps
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ MAX_INLINE_VINS = 20  # more than this in one message: only a bulk job (as the a
 MAX_FILE_BYTES = 5_000_000  # a file of VINs
 MAX_PHOTO_BYTES = 10_000_000  # a photo, or an image sent as a file
 MAX_JOB_WATCH = timedelta(hours=2)
+MAX_COMPARED_VINS = 4  # VINs of a comparison named by their vehicle (the assistant compares up to 4)
 COMPARE_MARK = "🔀"
 
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -102,6 +105,7 @@ class BotServices:
     telegram: TelegramSettings
     limits: LimitSettings
     bulk: BulkDeps | None = None
+    vin: VinDeps | None = None  # names the VINs of a comparison (`Handlers.name_vins`)
 
 
 def conversation_id(chat: Chat, sender: User | None) -> str:
@@ -249,7 +253,10 @@ class Handlers:
                 person.t("Send /compare followed by two vehicles, e.g. /compare <VIN> vs <VIN>")
             )
             return
-        await self.ask(context.bot, person, person.t("Compare {vehicles}", vehicles=" ".join(context.args)))
+        vehicles = await self.name_vins(person, " ".join(context.args))
+        await self.ask(
+            context.bot, person, person.t("Please compare these vehicles: {vehicles}", vehicles=vehicles)
+        )
 
     async def recalls(self, update: Update, context: Context) -> None:
         """`/recalls [vehicle]`: recalls of a vehicle, or of the last one discussed."""
@@ -334,11 +341,34 @@ class Handlers:
             and (prompt.text or "").startswith(COMPARE_MARK)
             and (base := find_vins(prompt.text or ""))
         ):
-            text = person.t("Compare {a} with {b}", a=base[0], b=text)
+            text = person.t(
+                "Please compare {a} with {b}",
+                a=await self.name_vins(person, base[0]),
+                b=await self.name_vins(person, text),
+            )
         elif len(find_vins(text)) >= 2:
             await self.offer_bulk(message, person, len(find_vins(text)))
             return
         await self.ask(context.bot, person, text)
+
+    async def name_vins(self, person: Person, text: str) -> str:
+        """Write the VINs in `text` as their vehicles ("2014 FORD Focus"), for a comparison.
+
+        A comparison is between vehicles, and a question that carries a VIN is answered
+        with that VIN's decode: so the bot decodes the VINs of a comparison itself (the
+        user's decode, spending their quota) and asks about the vehicles by name.
+        """
+        if self.s.vin is None:
+            return text
+        for vin in find_vins(text)[:MAX_COMPARED_VINS]:
+            try:
+                vehicle = await vins.decode(vin, deps=self.s.vin, caller=person.caller)
+            except InvalidVin:  # left as written: the assistant explains it
+                continue
+            if vehicle.valid and vehicle.model_year and vehicle.make and vehicle.model:
+                name = f"{vehicle.model_year} {vehicle.make} {vehicle.model}"
+                text = re.sub(re.escape(vin), name.replace("\\", r"\\"), text, flags=re.IGNORECASE)
+        return text
 
     async def offer_bulk(self, message: Message, person: Person, count: int) -> None:
         """Several VINs in one message: answer here (up to 20) or run them as a bulk job."""
@@ -523,10 +553,11 @@ class Handlers:
         """Send the answer as HTML messages, its charts as photos, and buttons under the last message."""
         async with self.s.sessions() as session:
             answer_id = await feedback_repo.latest_answer_id(session, person.conversation_id)
-        for photo, caption in _attachments(answer):
-            await bot.send_photo(person.chat_id, photo, caption=caption[: render.CAPTION_LIMIT] or None)
         t = person.t
         footer = render.sources_footer(answer.sources, label=t("Sources"))
+        for photo, title in _attachments(answer):  # a chart carries its sources, even when forwarded
+            caption = render.caption(title, footer=footer)
+            await bot.send_photo(person.chat_id, photo, caption=caption or None, parse_mode=ParseMode.HTML)
         rows = [_follow_ups(t, answer)]
         if answer_id is not None:
             rows.append([("👍", f"fb:+:{answer_id}"), ("👎", f"fb:-:{answer_id}")])
@@ -572,7 +603,7 @@ class Handlers:
             await context.bot.send_message(person.chat_id, text, reply_markup=ForceReply(selective=True))
             return
         question = (
-            t("What are the specs of {vin}?", vin=vin)
+            t("What are the fuel economy (MPG), horsepower and annual fuel cost of {vin}?", vin=vin)
             if kind == "sp"
             else t("Are there any recalls for {vin}?", vin=vin)
         )

@@ -103,3 +103,13 @@ def render(text: str, *, footer: str = "", limit: int = MESSAGE_LIMIT) -> list[s
         else:
             pieces.append(footer)
     return [p for p in pieces if p] or [escape("…")]
+
+
+def caption(title: str, *, footer: str = "", limit: int = CAPTION_LIMIT) -> str:
+    """Return a photo's caption as HTML: its title (cut to fit), then the footer when it fits too."""
+    head = next(iter(split_text(title, limit=limit)), "")
+    if footer:
+        joined = f"{head}\n\n{footer}" if head else footer
+        if units(joined) <= limit:
+            return joined
+    return head

@@ -11,7 +11,8 @@ Methods: ``getMe``, ``getUpdates`` (long polling with ``offset``/``timeout``/``l
 ``sendDocument``, ``getFile``. Like Telegram, ``parse_mode=HTML`` text is parsed: unknown or
 unclosed tags are a 400 "can't parse entities", text longer than 4,096 characters after
 parsing is a 400 "message is too long", and an edit to the same text is a 400 "message is
-not modified".
+not modified". An uploaded photo must be an image (else a 400 "IMAGE_PROCESS_FAILED"), and
+its size is the image's; an uploaded document's MIME type is guessed from its file name.
 
 Each bot token has its own `BotState`: tests push updates (`push_text`, `push_command`,
 `push_callback`, `push_photo`, `push_document`), read what the bot sent (`calls`,
@@ -23,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import io
 import itertools
 import json
+import mimetypes
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl
 
+from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
@@ -401,9 +405,17 @@ class BotState:
         chat_id = int(params["chat_id"])
         data = self._upload(params, "photo")
         raw, plain = self._text(params, "caption", CAPTION_LIMIT)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError) as e:
+            raise EntityError("IMAGE_PROCESS_FAILED") from e
         info = self.add_file(data, "photo.png")
         message = self._bot_message(
-            chat_id, photo=[{**info, "width": 800, "height": 600}], caption=plain or None, html=raw or None
+            chat_id,
+            photo=[{**info, "width": width, "height": height}],
+            caption=plain or None,
+            html=raw or None,
         )
         self.uploads[message["message_id"]] = data
         return message
@@ -413,7 +425,8 @@ class BotState:
         data = self._upload(params, "document")
         _raw, plain = self._text(params, "caption", CAPTION_LIMIT)
         name = str(params.get("_filename:document") or "document")
-        document = {**self.add_file(data, name), "file_name": name, "mime_type": "text/csv"}
+        mime_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        document = {**self.add_file(data, name), "file_name": name, "mime_type": mime_type}
         message = self._bot_message(
             chat_id,
             document=document,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
+from agent.planner_offline import detect_language
 from bot.handlers import COMMANDS
 from bot.i18n import LOCALES_DIR, TRANSLATED, Texts, language_of, read_catalogue
 
@@ -66,3 +67,29 @@ def test_command_descriptions_fit_telegram_when_translated() -> None:
 )
 def test_language_comes_from_telegram_language_code(code: str | None, language: str) -> None:
     assert language_of(code) == language
+
+
+# The questions the bot writes on the user's behalf (commands, buttons). The assistant
+# answers in the language a message is written in, so each must read as the user's.
+ASKED_FOR_THE_USER = [
+    ("Please compare these vehicles: {vehicles}", {"vehicles": "2019 Toyota RAV4 vs 2019 Honda CR-V"}),
+    ("Please compare {a} with {b}", {"a": "2014 FORD Focus", "b": "2014 Honda Civic"}),
+    ("Are there any recalls for {vehicle}?", {"vehicle": "2014 Ford Taurus"}),
+    ("Are there any recalls for my last vehicle?", {}),
+    ("Are there any recalls for {vin}?", {"vin": "1FADP3F21EL321063"}),
+    (
+        "What are the fuel economy (MPG), horsepower and annual fuel cost of {vin}?",
+        {"vin": "1FADP3F21EL321063"},
+    ),
+    ("Show my lookup history", {}),
+]
+
+
+@pytest.mark.parametrize("language", ["en", *TRANSLATED])
+def test_questions_asked_for_the_user_read_as_the_users_language(language: str) -> None:
+    t = Texts.load().of(language)  # type: ignore[arg-type]
+    used = used_msgids()
+    for msgid, values in ASKED_FOR_THE_USER:
+        assert msgid in used, msgid
+        question = t(msgid, **values)
+        assert detect_language(question) == language, question

@@ -8,7 +8,16 @@ import pytest
 from standins.telegram_api import parse_html, utf16_len
 
 from agent.answer import SourceRef
-from bot.render import MESSAGE_LIMIT, escape, render, sources_footer, split_text, units
+from bot.render import (
+    CAPTION_LIMIT,
+    MESSAGE_LIMIT,
+    caption,
+    escape,
+    render,
+    sources_footer,
+    split_text,
+    units,
+)
 
 
 def test_text_is_escaped_when_it_contains_html_special_characters() -> None:
@@ -76,3 +85,24 @@ def test_splitting_loses_no_text_when_split_at_any_limit(limit: int) -> None:
     pieces = split_text(text, limit=limit)
     assert all(units(p) <= limit for p in pieces)
     assert " ".join(html.unescape(p) for p in pieces).split() == text.split()
+
+
+def test_chart_caption_carries_the_sources_under_its_title_when_both_fit() -> None:
+    footer = sources_footer(
+        [SourceRef(provider="knowledge", dataset="EPA", data_date="2025-10")], label="Quellen"
+    )
+    assert caption("2019 Toyota RAV4 vs 2019 Honda CR-V", footer=footer) == (
+        "2019 Toyota RAV4 vs 2019 Honda CR-V\n\n<i>Quellen: EPA, 2025-10</i>"
+    )
+    assert caption("", footer=footer) == footer
+    assert caption("A & B <vs> C") == "A &amp; B &lt;vs&gt; C"
+
+
+def test_chart_caption_keeps_the_title_and_drops_the_sources_when_the_title_fills_it() -> None:
+    footer = sources_footer([SourceRef(provider="p", dataset="EPA")], label="Sources")
+    title = "Ford & Lincoln " * 100  # 1,500 characters, 2,000 once escaped
+    text = caption(title, footer=footer)
+    assert "Sources" not in text
+    assert utf16_len(parse_html(text)) <= CAPTION_LIMIT
+    assert units(text) <= CAPTION_LIMIT
+    assert html.unescape(text).split() == title.split()[: len(html.unescape(text).split())]
