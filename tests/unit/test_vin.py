@@ -1,11 +1,15 @@
 """The `Vin` value object: normalisation, validation, check digit, model year, suggestions, finding."""
 
-import time
+import string
+import unicodedata
+from datetime import datetime
 
 import pytest
+import ultravin
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tools.domain.vehicle import DecodedVehicle, DecodeSource, trusted_fields, vehicle_from_vpic
 from tools.domain.vin import (
     ALPHABET,
     LOOK_ALIKES,
@@ -20,6 +24,8 @@ from tools.domain.vin import (
     year_cycle_candidates,
 )
 from tools.errors import InvalidVin
+from tools.providers.base import DecodeRequest
+from tools.providers.ultravin import UltravinDecoder
 
 PROPERTY = settings(max_examples=200, deadline=None)
 REASONS = frozenset({"empty", "too_short", "too_long", "forbidden_letters", "invalid_characters"})
@@ -280,17 +286,14 @@ def test_parse_returns_a_vin_or_a_known_reason_when_given_any_text(raw):
         assert set(outcome.value) <= ALPHABET
 
 
-def test_parse_returns_quickly_with_a_clipped_raw_when_given_ten_kilobytes():
+def test_parse_rejects_ten_kilobytes_as_too_long_with_a_clipped_raw():
     raw = ("1HGCM82633A004352 " * 600)[:10_240]
 
-    started = time.perf_counter()
     with pytest.raises(InvalidVin) as caught:
         Vin.parse(raw)
-    elapsed = time.perf_counter() - started
 
     assert caught.value.reason == "too_long"
     assert caught.value.raw == raw[:64] + "…"
-    assert elapsed < 0.5
 
 
 def test_vin_constructor_raises_value_error_when_the_value_is_not_canonical():
@@ -385,14 +388,10 @@ def test_find_vins_finds_the_vin_when_it_sits_in_a_sentence(vin):
     assert find_vins(f"Hi! My VIN is {vin.lower()}, can you check it?") == [vin]
 
 
-def test_find_vins_returns_quickly_when_given_ten_kilobytes():
+def test_find_vins_finds_the_one_vin_in_ten_kilobytes_of_text():
     text = ("lorem ipsum 12 dolor - sit, " * 400)[:10_240] + " " + CIVIC
 
-    started = time.perf_counter()
-    found = find_vins(text)
-
-    assert found == [CIVIC]
-    assert time.perf_counter() - started < 0.5
+    assert find_vins(text) == [CIVIC]
 
 
 # ---------------------------------------------------------------- masking
@@ -424,3 +423,154 @@ def test_title_names_the_model_once_when_vpic_repeats_it_in_the_trim():
     assert title("Jetta", "Jetta, S") == "2013 VOLKSWAGEN Jetta S"
     assert title("RX", "RX330") == "2013 VOLKSWAGEN RX RX330"  # a trim that only starts alike stays
     assert title("Jetta", None) == "2013 VOLKSWAGEN Jetta"
+
+
+# ---------------------------------------------------------------- fast paths equal the general rules
+
+
+def _fold_each_character(raw: str) -> str:
+    """`normalise` as the rules state it: fold each character (NFKC, upper), drop separators."""
+    folded = ""
+    for ch in raw:
+        nfkc = unicodedata.normalize("NFKC", ch).upper()
+        folded += nfkc if nfkc.isascii() else ch
+    return "".join(
+        ch
+        for ch in folded
+        if ch not in " \t\r\n._/-\u2010\u2011\u2012\u2013\u2014\u2015\u2212" and not ch.isspace()
+    )
+
+
+def _suggest_by_trying_each_look_alike(text: str) -> tuple[str, ...]:
+    """`suggest` as the rules state it, computing every candidate's check digit in full."""
+    base = "".join({"I": "1", "O": "0", "Q": "0"}.get(ch, ch) for ch in text)
+    found = [base] if has_valid_check_digit(base) else []
+    for i, ch in enumerate(base):
+        for alt in LOOK_ALIKES.get(ch, ()):
+            candidate = base[:i] + alt + base[i + 1 :]
+            if has_valid_check_digit(candidate):
+                found.append(candidate)
+    return tuple(c for c in dict.fromkeys(found) if c != text)
+
+
+@PROPERTY
+@given(st.one_of(st.text(alphabet=string.ascii_letters + string.digits), st.text(), valid_vins))
+def test_normalise_equals_folding_each_character_when_given_any_text(raw):
+    assert normalise(raw) == _fold_each_character(raw)
+
+
+@PROPERTY
+@given(st.text(alphabet=sorted(ALPHABET | {"I", "O", "Q"}), min_size=17, max_size=17))
+def test_suggest_equals_trying_each_look_alike_when_the_text_is_seventeen_characters(text):
+    assert suggest(text) == _suggest_by_trying_each_look_alike(text)
+
+
+def test_suggest_offers_the_fix_at_position_9_when_only_the_check_digit_is_a_look_alike():
+    typo = CIVIC[:8] + "B" + CIVIC[9:]  # the check digit 3 has no look-alike; B's is 8
+    fixed = CIVIC[:8] + "8" + CIVIC[9:]
+
+    assert (check_digit(fixed) == "8") == (fixed in suggest(typo))
+
+
+# ---------------------------------------------------------------- vehicle from vPIC values
+
+
+def _offline_rows(count: int, seed: int) -> list[dict[str, object]]:
+    vins = ultravin.generate(count, seed=seed, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
+    return [ultravin.decode(v, year=None if i % 4 else 1985 + i % 45) for i, v in enumerate(vins)]
+
+
+def test_every_field_is_set_when_a_vehicle_is_built_from_vpic_values():
+    # `vehicle_from_vpic` validates without looking for extra keys: a misspelt field
+    # name would be dropped silently and leave that field unset.
+    source = DecodeSource(provider="offline")
+    attributes = {"Make": "HONDA", "Model": "Accord", "Doors": "2"}
+
+    for trusted in (True, False):
+        vehicle = vehicle_from_vpic(CIVIC, attributes, check_digit_valid=True, source=source, trusted=trusted)
+        assert vehicle.model_fields_set == set(DecodedVehicle.model_fields)
+    fields = trusted_fields(CIVIC, attributes, check_digit_valid=True, source=source)
+    assert set(fields) == set(DecodedVehicle.model_fields)
+
+
+def test_an_adopted_attribute_map_becomes_raw_without_its_empty_values_when_trusted():
+    source = DecodeSource(provider="offline")
+    attributes: dict[str, str | list[str]] = {
+        "Suggested VIN": "",
+        "Make": "HONDA",
+        "Note": [],
+        "Trim": "",
+        "Model": "Accord",
+        "Other Restraint System Info": ["Seat Belt"],
+        "Possible Values": "",
+    }
+    copied = vehicle_from_vpic(CIVIC, dict(attributes), check_digit_valid=True, source=source, trusted=True)
+
+    adopted = vehicle_from_vpic(
+        CIVIC, attributes, check_digit_valid=True, source=source, trusted=True, adopt_raw=True
+    )
+
+    assert adopted.raw is attributes
+    assert list(attributes.items()) == [
+        ("Make", "HONDA"),
+        ("Model", "Accord"),
+        ("Other Restraint System Info", ["Seat Belt"]),
+    ]
+    assert adopted.model_dump_json() == copied.model_dump_json()
+
+
+def test_the_offline_decoder_equals_the_validated_build_when_vins_vary():
+    """The memoised, adopting, unvalidated-`raw` path gives what full validation gives."""
+    decoder = UltravinDecoder()
+    rows = _offline_rows(1_500, seed=31)
+    requests = [DecodeRequest(Vin.parse(str(row["vin"])), None) for row in rows]
+    requests = [DecodeRequest(r.vin, None if i % 4 else 1985 + i % 45) for i, r in enumerate(requests)]
+
+    vehicles = decoder.decode_many_sync(requests)
+
+    assert [decoder.decode_sync(r) for r in requests[:300]] == vehicles[:300]
+    assert [v.vin for v in vehicles] == [str(row["vin"]) for row in rows]
+    for row, vehicle in zip(rows, vehicles, strict=True):
+        attributes = row["attributes"]
+        assert isinstance(attributes, dict)
+        checked = vehicle_from_vpic(
+            str(row["vin"]),
+            attributes,
+            check_digit_valid=bool(row["check_digit_valid"]),
+            source=vehicle.source,
+        )
+        assert vehicle.model_dump_json() == checked.model_dump_json()
+        assert repr(vehicle) == repr(checked)
+        assert vehicle.model_fields_set == checked.model_fields_set
+        assert vehicle.raw == {k: v for k, v in attributes.items() if v}
+
+
+def test_the_offline_decoder_decodes_what_the_batch_call_decodes_when_given_year_hints():
+    rows = _offline_rows(600, seed=32)
+    vins = [str(row["vin"]) for row in rows]
+    years = [None if i % 3 else 1980 + i % 50 for i in range(len(vins))]
+    decoder = UltravinDecoder()
+
+    vehicles = decoder.decode_many_sync(
+        [DecodeRequest(Vin.parse(v), y) for v, y in zip(vins, years, strict=True)]
+    )
+
+    batch = ultravin.decode_batch(vins, years=years)
+    source = vehicles[0].source
+    assert vehicles == [
+        vehicle_from_vpic(
+            row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"]), source=source
+        )
+        for row in batch
+    ]
+
+
+async def test_the_offline_decoder_answers_one_request_as_a_batch_of_one_when_decoding_one_vin():
+    decoder = UltravinDecoder()
+    hinted = DecodeRequest(Vin.parse(CIVIC), 2003)
+    typo = DecodeRequest(Vin.parse(CIVIC[:8] + "4" + CIVIC[9:]))
+
+    for request in (hinted, typo, DecodeRequest(Vin.parse(TESLA))):
+        assert await decoder.decode_many([request]) == decoder.decode_many_sync([request])
+    assert await decoder.decode_many([hinted, typo]) == decoder.decode_many_sync([hinted, typo])
+    assert await decoder.decode_many([]) == []

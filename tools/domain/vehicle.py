@@ -8,7 +8,7 @@ directly. Values vPIC uses to say "nothing here" become `None`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, TypeAdapter
 
@@ -127,6 +127,7 @@ def vehicle_from_vpic(
     source: DecodeSource,
     trusted: bool = False,
     keep_raw: bool = True,
+    adopt_raw: bool = False,
 ) -> DecodedVehicle:
     """Build a `DecodedVehicle` from vPIC variable names and values.
 
@@ -135,24 +136,28 @@ def vehicle_from_vpic(
     builds them: then the attribute map becomes `raw` without being checked value
     by value. Anything else is validated, and a value of another type raises
     `pydantic.ValidationError`. `keep_raw=False` leaves `raw` empty, for callers that
-    store the typed fields only (bulk jobs).
+    store the typed fields only (bulk jobs). `adopt_raw=True` (with `trusted`) hands
+    `attributes`, a `dict` the caller owns and no longer uses, over as `raw`: its
+    empty values are deleted in place instead of copying the rest.
     """
     if trusted and type(vin) is str and type(check_digit_valid) is bool:
-        fields = _fields_of_trusted(vin, attributes)
+        fields = _memoised_fields(vin, attributes)
         if fields is not None:
             fields["check_digit_valid"] = check_digit_valid
             fields["source"] = source
-            fields["raw"] = {k: v for k, v in attributes.items() if v} if keep_raw else {}
-            return DecodedVehicle.model_validate(fields)
+            if not keep_raw:
+                fields["raw"] = {}
+            elif adopt_raw and type(attributes) is dict:
+                fields["raw"] = _drop_empty_values(attributes)
+            else:
+                fields["raw"] = {k: v for k, v in attributes.items() if v}
+            return _build(fields)
     raw = _RAW.validate_python({k: v for k, v in attributes.items() if v not in ("", [])}) if keep_raw else {}
-    return DecodedVehicle.model_validate(
-        {
-            **_fields_of_any(vin, attributes),
-            "check_digit_valid": check_digit_valid,
-            "source": source,
-            "raw": raw,
-        }
-    )
+    fields = _fields(vin, attributes, _READ)
+    fields["check_digit_valid"] = check_digit_valid
+    fields["source"] = source
+    fields["raw"] = raw
+    return _build(fields)
 
 
 def trusted_fields(
@@ -160,11 +165,11 @@ def trusted_fields(
 ) -> dict[str, Any]:
     """Return the fields `vehicle_from_vpic(..., trusted=True, keep_raw=False)` builds, as a dict.
 
-    Each value has its field's type (nested models included), so the dict reads like
-    that vehicle's `__dict__`; building no model saves a third of the cost, for callers
-    that only store the fields (bulk jobs).
+    Each value has its field's type (nested models included), so the dict holds what
+    that vehicle's `__dict__` holds (in another key order); building no model saves a
+    third of the cost, for callers that only store the fields (bulk jobs).
     """
-    fields = _fields_of_trusted(vin, attributes)
+    fields = _memoised_fields(vin, attributes)
     if fields is None:
         return dict(
             vehicle_from_vpic(
@@ -179,7 +184,55 @@ def trusted_fields(
 
 _RAW: TypeAdapter[dict[str, RawValue]] = TypeAdapter(dict[str, RawValue])
 
-# The vPIC variables each field is read from, in the order the memo keys below use.
+# The variables vPIC leaves empty on almost every decode (the only ones, on 6,000
+# offline decodes of generated and recorded VINs); any other empty value is found too.
+_OFTEN_EMPTY = ("Possible Values", "Suggested VIN", "Additional Error Text")
+
+
+def _drop_empty_values(attributes: dict[str, RawValue]) -> dict[str, RawValue]:
+    """Delete the empty values of `attributes` in place and return it (the rest keep their order)."""
+    for name in _OFTEN_EMPTY:
+        value = attributes.get(name)
+        if value is not None and not value:
+            del attributes[name]
+    if not all(attributes.values()):  # one pass in C; rarely true after the names above
+        for name in [name for name, value in attributes.items() if not value]:
+            del attributes[name]
+    return attributes
+
+
+def _build(fields: dict[str, Any]) -> DecodedVehicle:
+    """Validate `fields`, which hold every field of `DecodedVehicle` and nothing else.
+
+    `_fields` writes exactly the model's field names (a test checks it), so looking for
+    extra keys (`extra="forbid"`, a fifth to a quarter of the cost) would never find one; every
+    other input is still checked for them. The same call as `model_validate` without
+    its Python wrapper.
+    """
+    built: DecodedVehicle = _VALIDATE(fields, extra="ignore")
+    return built
+
+
+_VALIDATE = DecodedVehicle.__pydantic_validator__.validate_python
+
+
+# The one vPIC mapping: the variable (or variables) each field is read from. `_fields`
+# reads it for every provider, directly or through the memos below.
+_TEXT_FIELDS = {
+    "make": "Make",
+    "manufacturer": "Manufacturer Name",
+    "model": "Model",
+    "trim": "Trim",
+    "series": "Series",
+    "body_class": "Body Class",
+    "vehicle_type": "Vehicle Type",
+    "drive_type": "Drive Type",
+    "gvwr": "Gross Vehicle Weight Rating From",
+    "gvwr_to": "Gross Vehicle Weight Rating To",
+}
+_INTEGER_FIELDS = {"model_year": "Model Year", "doors": "Doors"}
+# `transmission`, `engine` and `plant`: their variables in the order their builders unpack them.
+_TRANSMISSION_VARIABLES = ("Transmission Style", "Transmission Speeds")
 _ENGINE_VARIABLES = (
     "Engine Number of Cylinders",
     "Displacement (L)",
@@ -193,7 +246,9 @@ _ENGINE_VARIABLES = (
     "Electrification Level",
 )
 _PLANT_VARIABLES = ("Plant City", "Plant State", "Plant Country")
-_TRANSMISSION_VARIABLES = ("Transmission Style", "Transmission Speeds")
+# `errors` and `valid` come from "Error Code" and "Error Text"; `suggestions` from "Suggested VIN".
+_TEXT_NAMES, _TEXT_VARIABLES = tuple(_TEXT_FIELDS), tuple(_TEXT_FIELDS.values())
+_INTEGER_NAMES, _INTEGER_VARIABLES = tuple(_INTEGER_FIELDS), tuple(_INTEGER_FIELDS.values())
 
 
 def _clean_text(value: RawValue | None) -> str | None:
@@ -221,57 +276,49 @@ def _clean_integer(value: RawValue | None) -> int | None:
     return None if number is None else round(number)
 
 
-def _engine_fields(values: Sequence[RawValue | None]) -> dict[str, Any]:
+def _engine(values: Sequence[RawValue | None]) -> Engine:
     cylinders, displacement, model, configuration, hp, hp_to, fuel, fuel2, turbo, electrification = values
     litres = _clean_number(displacement)
     turbo_text = _clean_text(turbo)
-    return {
-        "cylinders": _clean_integer(cylinders),
-        "displacement_l": round(litres, 3) if litres is not None else None,
-        "model": _clean_text(model),
-        "configuration": _clean_text(configuration),
-        "hp": _clean_number(hp),
-        "hp_to": _clean_number(hp_to),
-        "fuel_type_primary": _clean_text(fuel),
-        "fuel_type_secondary": _clean_text(fuel2),
-        "turbo": None if turbo_text is None else turbo_text.lower() in {"yes", "true"},
-        "electrification": _clean_text(electrification),
-    }
+    return Engine(
+        cylinders=_clean_integer(cylinders),
+        displacement_l=round(litres, 3) if litres is not None else None,
+        model=_clean_text(model),
+        configuration=_clean_text(configuration),
+        hp=_clean_number(hp),
+        hp_to=_clean_number(hp_to),
+        fuel_type_primary=_clean_text(fuel),
+        fuel_type_secondary=_clean_text(fuel2),
+        turbo=None if turbo_text is None else turbo_text.lower() in {"yes", "true"},
+        electrification=_clean_text(electrification),
+    )
 
 
-def _fields_of_any(vin: str, attributes: Mapping[str, RawValue]) -> dict[str, Any]:
-    """Return every field but `check_digit_valid`, `source` and `raw`, read value by value."""
-    get = attributes.get
-    errors = _errors_from_vpic(_clean_text(get("Error Code")), _clean_text(get("Error Text")))
-    suggested = _clean_text(get("Suggested VIN"))
-    make = _clean_text(get("Make"))
-    return {
-        "vin": vin,
-        "valid": make is not None and not (errors and {e.code for e in errors} & BLOCKING_ERROR_CODES),
-        "make": make,
-        "manufacturer": _clean_text(get("Manufacturer Name")),
-        "model": _clean_text(get("Model")),
-        "model_year": _clean_integer(get("Model Year")),
-        "trim": _clean_text(get("Trim")),
-        "series": _clean_text(get("Series")),
-        "body_class": _clean_text(get("Body Class")),
-        "vehicle_type": _clean_text(get("Vehicle Type")),
-        "doors": _clean_integer(get("Doors")),
-        "drive_type": _clean_text(get("Drive Type")),
-        "transmission": Transmission(
-            style=_clean_text(get("Transmission Style")), speeds=_clean_integer(get("Transmission Speeds"))
-        ),
-        "engine": Engine(**_engine_fields([get(name) for name in _ENGINE_VARIABLES])),
-        "plant": Plant(
-            city=_clean_text(get("Plant City")),
-            state=_clean_text(get("Plant State")),
-            country=_clean_text(get("Plant Country")),
-        ),
-        "gvwr": _clean_text(get("Gross Vehicle Weight Rating From")),
-        "gvwr_to": _clean_text(get("Gross Vehicle Weight Rating To")),
-        "errors": errors,
-        "suggestions": (suggested,) if suggested and "!" not in suggested and suggested != vin else (),
-    }
+def _transmission(values: Sequence[RawValue | None]) -> Transmission:
+    style, speeds = values
+    return Transmission(style=_clean_text(style), speeds=_clean_integer(speeds))
+
+
+def _plant(values: Sequence[RawValue | None]) -> Plant:
+    city, state, country = values
+    return Plant(city=_clean_text(city), state=_clean_text(state), country=_clean_text(country))
+
+
+def _errors_and_blocking(values: Sequence[RawValue | None]) -> tuple[tuple[DecodeIssue, ...], bool]:
+    code, text = values
+    errors = _errors_from_vpic(_clean_text(code), _clean_text(text))
+    return errors, bool(errors and {e.code for e in errors} & BLOCKING_ERROR_CODES)
+
+
+class _Readers(NamedTuple):
+    """How `_fields` turns raw values into field values: directly, or through the memos."""
+
+    text: Callable[[Any], str | None]
+    integer: Callable[[Any], int | None]
+    errors: Callable[[Any], tuple[tuple[DecodeIssue, ...], bool]]
+    transmission: Callable[[Any], Transmission]
+    engine: Callable[[Any], Engine]
+    plant: Callable[[Any], Plant]
 
 
 class _Memo(dict[Any, Any]):
@@ -296,55 +343,39 @@ class _Memo(dict[Any, Any]):
         return value
 
 
-# Keys are raw `str` values (or None for an absent variable) or tuples of them.
-_TEXT = _Memo(_clean_text)
-_INTEGER = _Memo(_clean_integer)
-_ENGINES = _Memo(lambda values: Engine(**_engine_fields(values)))
-_PLANTS = _Memo(lambda v: Plant(city=_clean_text(v[0]), state=_clean_text(v[1]), country=_clean_text(v[2])))
-_TRANSMISSIONS = _Memo(lambda v: Transmission(style=_clean_text(v[0]), speeds=_clean_integer(v[1])))
+_READ = _Readers(_clean_text, _clean_integer, _errors_and_blocking, _transmission, _engine, _plant)
+# Keys are raw `str` values (or None for an absent variable) or tuples of them; a list
+# (unhashable) or a value of another type makes a look-up raise, and `_memoised_fields` gives up.
+_READ_MEMOISED = _Readers(*(_Memo(read).__getitem__ for read in _READ))
 
 
-def _errors_and_blocking(key: tuple[str | None, str | None]) -> tuple[tuple[DecodeIssue, ...], bool]:
-    errors = _errors_from_vpic(_clean_text(key[0]), _clean_text(key[1]))
-    return errors, bool(errors and {e.code for e in errors} & BLOCKING_ERROR_CODES)
-
-
-_ERRORS = _Memo(_errors_and_blocking)
-
-
-def _fields_of_trusted(vin: str, attributes: Mapping[str, RawValue]) -> dict[str, Any] | None:
-    """Return what `_fields_of_any` returns, through the memos; None if a value read is not a `str`."""
-    get = attributes.get
+def _memoised_fields(vin: str, attributes: Mapping[str, RawValue]) -> dict[str, Any] | None:
+    """Return what `_fields(..., _READ)` returns, through the memos; None if a value read is not a `str`."""
     try:
-        text = _TEXT.__getitem__
-        integer = _INTEGER.__getitem__
-        errors, blocking = _ERRORS[get("Error Code"), get("Error Text")]
-        suggested = text(get("Suggested VIN"))
-        make = text(get("Make"))
-        return {
-            "vin": vin,
-            "valid": make is not None and not blocking,
-            "make": make,
-            "manufacturer": text(get("Manufacturer Name")),
-            "model": text(get("Model")),
-            "model_year": integer(get("Model Year")),
-            "trim": text(get("Trim")),
-            "series": text(get("Series")),
-            "body_class": text(get("Body Class")),
-            "vehicle_type": text(get("Vehicle Type")),
-            "doors": integer(get("Doors")),
-            "drive_type": text(get("Drive Type")),
-            "transmission": _TRANSMISSIONS[tuple(map(get, _TRANSMISSION_VARIABLES))],
-            "engine": _ENGINES[tuple(map(get, _ENGINE_VARIABLES))],
-            "plant": _PLANTS[tuple(map(get, _PLANT_VARIABLES))],
-            "gvwr": text(get("Gross Vehicle Weight Rating From")),
-            "gvwr_to": text(get("Gross Vehicle Weight Rating To")),
-            "errors": errors,
-            "suggestions": (suggested,) if suggested and "!" not in suggested and suggested != vin else (),
-        }
+        return _fields(vin, attributes, _READ_MEMOISED)
     except (TypeError, AttributeError):
-        # A list (unhashable) or another type where a string was promised: read it the slow way.
+        # A list (unhashable) or another type where a string was promised: read it the plain way.
         return None
+
+
+def _fields(vin: str, attributes: Mapping[str, RawValue], read: _Readers) -> dict[str, Any]:
+    """Return every field but `check_digit_valid`, `source` and `raw`, read with `read`.
+
+    `_READ` handles lists (joined with "; ") and raises on values of other types.
+    """
+    get = attributes.get
+    fields: dict[str, Any] = dict(zip(_TEXT_NAMES, map(read.text, map(get, _TEXT_VARIABLES)), strict=True))
+    fields.update(zip(_INTEGER_NAMES, map(read.integer, map(get, _INTEGER_VARIABLES)), strict=True))
+    fields["transmission"] = read.transmission(tuple(map(get, _TRANSMISSION_VARIABLES)))
+    fields["engine"] = read.engine(tuple(map(get, _ENGINE_VARIABLES)))
+    fields["plant"] = read.plant(tuple(map(get, _PLANT_VARIABLES)))
+    errors, blocking = read.errors((get("Error Code"), get("Error Text")))
+    suggested = read.text(get("Suggested VIN"))
+    fields["vin"] = vin
+    fields["valid"] = fields["make"] is not None and not blocking
+    fields["errors"] = errors
+    fields["suggestions"] = (suggested,) if suggested and "!" not in suggested and suggested != vin else ()
+    return fields
 
 
 def _errors_from_vpic(code_field: str | None, text_field: str | None) -> tuple[DecodeIssue, ...]:

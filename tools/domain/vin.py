@@ -32,6 +32,7 @@ _TRANSLITERATION = {
     **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
 }
 _WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+_CHECK_CHARACTERS = "0123456789X"  # the check digit for each remainder mod 11
 
 # Position 10 model-year codes, in order, for the cycle starting 1980 (and again 2010).
 _YEAR_CODES = "ABCDEFGHJKLMNPRSTVWXY123456789"
@@ -58,6 +59,10 @@ def normalise(raw: str) -> str:
     spaces) are folded to it; other non-ASCII characters are kept as typed so
     the error can show them. Idempotent: `normalise(normalise(x)) == normalise(x)`.
     """
+    if raw.isascii() and raw.isalnum():
+        # ASCII is unchanged by NFKC, and ASCII letters and digits are neither separators nor
+        # spaces: this is the per-character fold below, for the common case of a clean VIN.
+        return raw.upper()
     folded = "".join(_fold(ch) for ch in raw)
     return "".join(ch for ch in folded if ch not in _SEPARATORS and not ch.isspace())
 
@@ -127,7 +132,7 @@ class Vin:
             # The common case, a VIN typed or pasted cleanly: no folding or separators to handle.
             upper = raw.upper()
             if _VIN_TEXT.fullmatch(upper) is not None:
-                return cls(upper)
+                return cls._checked(upper)
         text = normalise(raw)
         if not text:
             raise InvalidVin(
@@ -154,6 +159,13 @@ class Vin:
                 suggestions=suggest(text),
             )
         return cls(text)
+
+    @classmethod
+    def _checked(cls, text: str) -> Vin:
+        # `text` has just passed `_is_vin_text`: skip `__post_init__` repeating it.
+        vin = object.__new__(cls)
+        object.__setattr__(vin, "value", text)
+        return vin
 
     def __str__(self) -> str:
         return self.value
@@ -236,14 +248,18 @@ def suggest(text: str) -> tuple[str, ...]:
     if not _is_vin_text(base):
         return ()
     found: list[str] = []
-    if has_valid_check_digit(base):
+    values = list(map(_TRANSLITERATION.__getitem__, base))
+    total = sum(map(mul, values, _WEIGHTS))
+    if _CHECK_CHARACTERS[total % 11] == base[8]:
         found.append(base)
-    # Every I/O/Q is already fixed in `base`; now one more swap.
+    # Every I/O/Q is already fixed in `base`; now one more swap. Look-alikes are VIN
+    # characters, so each candidate's check digit is `total` with one term changed.
     for i, ch in enumerate(base):
         for alt in LOOK_ALIKES.get(ch, ()):
-            candidate = base[:i] + alt + base[i + 1 :]
-            if has_valid_check_digit(candidate):
-                found.append(candidate)
+            weight = _WEIGHTS[i]
+            digit = _CHECK_CHARACTERS[(total + weight * (_TRANSLITERATION[alt] - values[i])) % 11]
+            if digit == (alt if i == 8 else base[8]):
+                found.append(base[:i] + alt + base[i + 1 :])
     return tuple(c for c in dict.fromkeys(found) if c != text)
 
 

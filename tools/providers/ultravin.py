@@ -36,7 +36,9 @@ class UltravinDecoder:
         return self.decode_sync(request)
 
     async def decode_many(self, requests: Sequence[DecodeRequest]) -> list[DecodedVehicle]:
-        """Decode many VINs in one batch call."""
+        """Decode many VINs; the result is in request order."""
+        if len(requests) == 1:  # one VIN, as the agent's tool and `GET /api/v1/vin` ask: no batch lists
+            return [self.decode_sync(requests[0])]
         return self.decode_many_sync(requests)
 
     def decode_sync(self, request: DecodeRequest) -> DecodedVehicle:
@@ -51,38 +53,22 @@ class UltravinDecoder:
         self, requests: Sequence[DecodeRequest], *, keep_raw: bool = True
     ) -> list[DecodedVehicle]:
         """Decode many VINs without an event loop (`keep_raw=False`: leave `raw` empty)."""
-        if not requests:
-            return []
-        vins = [r.vin.value for r in requests]
-        years = [r.year for r in requests]
-        try:
-            rows = ultravin.decode_batch(vins, years=years if any(y is not None for y in years) else None)
-        except (ValueError, TypeError) as e:
-            raise BadProviderResponse("offline", "The offline decoder could not read these VINs.") from e
-        return [self._to_vehicle(row, keep_raw=keep_raw) for row in rows]
+        return [self._to_vehicle(row, keep_raw=keep_raw) for row in _decode_rows(requests)]
 
     def decode_fields_sync(self, requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
         """Decode many VINs into the fields a `DecodedVehicle` would hold (no `raw`), without building it."""
-        if not requests:
-            return []
-        try:
-            rows = ultravin.decode_batch(
-                [r.vin.value for r in requests],
-                years=[r.year for r in requests] if any(r.year is not None for r in requests) else None,
-            )
-        except (ValueError, TypeError) as e:
-            raise BadProviderResponse("offline", "The offline decoder could not read these VINs.") from e
         source = self._source
         return [
             trusted_fields(
                 row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"]), source=source
             )
-            for row in rows
+            for row in _decode_rows(requests)
         ]
 
     def _to_vehicle(self, row: Mapping[str, Any], *, keep_raw: bool = True) -> DecodedVehicle:
         attributes: dict[str, RawValue] = row["attributes"]
-        # ultravin documents its values: `str`, or `list[str]` for the multi-valued notes.
+        # ultravin documents its values: `str`, or `list[str]` for the multi-valued notes, and
+        # every decode returns a new dict, which nothing else holds: it becomes `raw` as it is.
         return vehicle_from_vpic(
             row["vin"],
             attributes,
@@ -90,4 +76,20 @@ class UltravinDecoder:
             source=self._source,
             trusted=True,
             keep_raw=keep_raw,
+            adopt_raw=True,
         )
+
+
+def _decode_rows(requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
+    """Decode each request with `ultravin.decode`, in order.
+
+    Not `ultravin.decode_batch`: it returns the same rows, but on our small machines
+    (2 CPUs shared by the API, the workers and the database) its decode threads cost
+    more CPU and more wall time than they save (bench/README.md, decode_bench), and
+    bulk workers already run one process per CPU.
+    """
+    decode = ultravin.decode
+    try:
+        return [decode(r.vin.value, year=r.year) for r in requests]
+    except (ValueError, TypeError) as e:
+        raise BadProviderResponse("offline", "The offline decoder could not read these VINs.") from e
