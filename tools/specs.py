@@ -7,10 +7,12 @@ comparison and recall capabilities build on `resolve_vehicle`.
   each with its facts, its rated horsepower from the EPA test-car list when one
   matches, and where each value came from. Several configurations are all returned.
 * `search_specs` ranks documents for a free-text question: PostgreSQL full text
-  (`tsv`, `ts_rank`) and pgvector cosine distance (HNSW, or an exact scan when a make
-  or model filter leaves few rows), each under the filters parsed from the question,
-  fused by reciprocal rank fusion. It also says which asked-about fields no dataset
-  holds, so the answer can say so instead of guessing.
+  (`tsv`, `ts_rank`) and pgvector cosine distance (HNSW, or an exact scan when a make,
+  model or narrow fuel/class/year filter leaves few rows), each under the filters parsed
+  from the question, fused by reciprocal rank fusion. The query is embedded (or taken
+  from the process's recent query vectors) while the full-text ranking runs. It also
+  says which asked-about fields no dataset holds, so the answer can say so instead of
+  guessing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import json
 import logging
 import re
 import time
-from collections import Counter
-from collections.abc import Sequence
+from array import array
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final, Literal, Protocol
@@ -144,6 +147,40 @@ class VocabularyCache:
         self._loaded.clear()
 
 
+class QueryVectorCache:
+    """The latest query embeddings of this process, by model and text (least recently used out).
+
+    The text is the question's canonical English rendering (`_embedding_text`), so the same
+    question asked again, or in another of the four languages, skips the model. Vectors are
+    held as float32 (1.5 kB each; MiniLM's values are float32 to begin with).
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._max = max_entries
+        self._vectors: OrderedDict[tuple[str, str], array[float]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, model: str, text: str) -> list[float] | None:
+        """Return the cached vector of `text` under `model`, or None."""
+        held = self._vectors.get((model, text))
+        if held is None:
+            self.misses += 1
+            return None
+        self._vectors.move_to_end((model, text))
+        self.hits += 1
+        return list(held)
+
+    def put(self, model: str, text: str, vector: Sequence[float]) -> None:
+        """Keep `vector`, forgetting the least recently used one beyond `max_entries`."""
+        if self._max <= 0:
+            return
+        self._vectors[(model, text)] = array("f", vector)
+        self._vectors.move_to_end((model, text))
+        while len(self._vectors) > self._max:
+            self._vectors.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class KnowledgeDeps:
     """What the spec, comparison and recall capabilities need, built once per process."""
@@ -153,6 +190,7 @@ class KnowledgeDeps:
     cache: Cache | None = None  # search results; None: no caching
     settings: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     vocabulary: VocabularyCache = field(default_factory=VocabularyCache)
+    query_vectors: QueryVectorCache = field(default_factory=QueryVectorCache)
 
 
 class SpecNotFound(VehicleNotFound):
@@ -857,27 +895,46 @@ async def search_specs(
             except ValueError:
                 logger.warning("unreadable search cache entry; searching afresh")
 
-    vector: list[float] | None = None
+    # The query is embedded in a worker thread while the full-text ranking runs in the database.
+    vector_task: asyncio.Task[list[float] | None] | None = None
     if embedder is not None:
-        try:
-            vector = await embedder.embed_query(_embedding_text(parsed))
-        except ProviderError as e:
-            # a remote embedder that is down costs ranking quality, not the answer
-            logger.warning("query embedding failed (%s); ranking by full text only", e.code)
+        vector_task = asyncio.create_task(
+            _query_vector(embedder, _embedding_text(parsed), deps.query_vectors)
+        )
     searches = _per_vehicle(parsed, flt) if parsed.comparison and not (make or model) else [flt]
     relaxed: list[str] = []
     ranked: list[_Ranked] = []
-    async with deps.sessions() as session, session.begin():
-        for search in searches:
-            outcome = await _rank(session, search, parsed.terms, vector, limit=limit, settings=settings)
-            if not outcome.fused and not await repo.any_match(session, search):
-                # nothing passes the filters (a year the model does not have, ...): loosen them
-                search, dropped = await _relax(session, search, [])
-                relaxed += [d for d in dropped if d not in relaxed]
-                outcome = await _rank(session, search, parsed.terms, vector, limit=limit, settings=settings)
-            ranked.append(outcome)
-        chosen = _interleave([r.fused for r in ranked], limit)
-        rows = await repo.documents(session, [doc_id for doc_id, _, _ in chosen])
+    try:
+        async with deps.sessions() as session, session.begin():
+            # one search: the vector ranking, the fusion and the rows come back in one statement
+            load = limit if len(searches) == 1 else None
+            for search in searches:
+                chain = _relaxations(search)
+                outcome = await _rank(
+                    session,
+                    search,
+                    parsed.terms,
+                    vector_task,
+                    limit=limit,
+                    settings=settings,
+                    chain=chain,
+                    load=load,
+                )
+                if outcome.loosen is not None:
+                    # nothing passes the filters (a year the model does not have, ...): loosen them
+                    search, dropped = chain[outcome.loosen]
+                    relaxed += [d for d in dropped if d not in relaxed]
+                    outcome = await _rank(
+                        session, search, parsed.terms, vector_task, limit=limit, settings=settings, load=load
+                    )
+                ranked.append(outcome)
+            chosen = _interleave([r.fused for r in ranked], limit)
+            loaded = ranked[0].rows if load is not None else None
+            rows = loaded if loaded is not None else await repo.documents(session, [i for i, _, _ in chosen])
+    finally:
+        if vector_task is not None and not vector_task.done():
+            vector_task.cancel()
+    vector = vector_task.result() if vector_task is not None else None
 
     hits = [
         SearchHit(
@@ -916,6 +973,7 @@ async def search_specs(
 
 _RELAXED_FIELDS: Final = {"make": ("make", "make_key", "model", "model_key"), "model": ("model", "model_key")}
 TEXT_RANK_CAP: Final = 500  # matches ranked by full text when no make or model narrows the search
+EXACT_SCAN_ROWS: Final = 1500  # filtered documents ranked by an exact vector scan rather than HNSW
 # Words the ingested texts repeat in nearly every document (see `ingestion/*.py` renderings).
 _BOILERPLATE: Final = words(
     """
@@ -932,18 +990,45 @@ class _Ranked:
     text_rank: dict[int, int]
     vector_rank: dict[int, int]
     mode: Literal["hnsw", "exact", "off"]
+    loosen: int | None = None  # no document passes the filters: rank again under `chain[loosen]`
+    rows: dict[int, DocumentRow] | None = None  # the fused documents, when `_rank` loaded them
+
+
+async def _query_vector(embedder: QueryEmbedder, text: str, cache: QueryVectorCache) -> list[float] | None:
+    """Embed a query (or take it from `cache`); None when the embedder fails."""
+    vector = cache.get(embedder.model, text)
+    if vector is not None:
+        return vector
+    try:
+        vector = await embedder.embed_query(text)
+    except ProviderError as e:
+        # a remote embedder that is down costs ranking quality, not the answer
+        logger.warning("query embedding failed (%s); ranking by full text only", e.code)
+        return None
+    cache.put(embedder.model, text, vector)
+    return vector
 
 
 async def _rank(
     session: AsyncSession,
     flt: DocumentFilter,
     terms: Sequence[str],
-    vector: Sequence[float] | None,
+    vector_task: Awaitable[list[float] | None] | None,
     *,
     limit: int,
     settings: KnowledgeSettings,
+    chain: Sequence[tuple[DocumentFilter, list[str]]] = (),
+    load: int | None = None,
 ) -> _Ranked:
-    """Rank by full text and by vector under one filter, and fuse the two rankings."""
+    """Rank by full text and by vector under one filter, and fuse the two rankings.
+
+    The full-text ranking runs first, while the query is still being embedded (`vector_task`).
+    When it finds nothing and `chain` (`_relaxations(flt)`) is given, one query tells whether
+    any document passes `flt`; when none does, the vector ranking is skipped and `loosen`
+    names the first looser filter some document passes (the loosest when none does).
+    With `load`, the vector ranking, the fusion and the loading of the best `load` rows are
+    one statement (`knowledge_repo.fused_documents`), and `fused` holds only those rows.
+    """
     depth = max(settings.candidates, limit)
     if flt.model_key is not None:  # a few hundred documents at most: rank them all
         text_ids = await repo.text_ranked(session, terms, flt, limit=depth)
@@ -955,13 +1040,39 @@ async def _rank(
         if len(text_ids) < limit and len(distinctive) > 1:
             more = await repo.text_ranked(session, distinctive, flt, limit=depth, cap=TEXT_RANK_CAP)
             text_ids += [i for i in more if i not in set(text_ids)]
+    passing: int | None = None  # how many documents pass `flt`, when counted (up to a cap)
+    if vector_task is not None and not flt.selective and _has_filters(flt):
+        # HNSW filters after the walk (pgvector 0.6): a narrow fuel, class or year filter ("diesel
+        # wagon": 100 documents) would leave nothing of it, so the few rows it passes are ranked
+        # exactly (through the kind indexes); a broad one ("compact car") walks the index, wider.
+        passing = await repo.count_upto(session, flt, EXACT_SCAN_ROWS + 1)
+    if not text_ids and len(chain) > 1 and not passing:
+        # the count, when there is one, already says whether anything passes `flt` itself
+        start = 0 if passing is None else 1
+        first = await repo.first_match(session, [f for f, _ in chain[start:]])
+        if first != 0 or start:
+            return _Ranked([], {}, {}, "off", loosen=len(chain) - 1 if first is None else start + first)
     vector_ids: list[int] = []
     mode: Literal["hnsw", "exact", "off"] = "off"
+    exact = flt.selective or (passing is not None and passing <= EXACT_SCAN_ROWS)
+    vector = await vector_task if vector_task is not None else None
+    ef_search = settings.ef_search if not _has_filters(flt) else min(1000, 4 * settings.ef_search)
+    if load is not None:
+        statement = None
+        if vector is not None:
+            if not exact:
+                await repo.set_ef_search(session, ef_search)
+            statement = repo.vector_statement(vector, flt, limit=depth, exact=exact)
+            mode = "exact" if exact else "hnsw"
+        hits = await repo.fused_documents(session, text_ids, statement, k=settings.rrf_k, limit=load)
+        return _Ranked(
+            fused=[(h.row.id, h.score) for h in hits],
+            text_rank={h.row.id: h.text_rank for h in hits if h.text_rank is not None},
+            vector_rank={h.row.id: h.vector_rank for h in hits if h.vector_rank is not None},
+            mode=mode,
+            rows={h.row.id: h.row for h in hits},
+        )
     if vector is not None:
-        exact = flt.selective
-        # HNSW filters after the walk (pgvector 0.6): under a fuel, class or year filter, walk
-        # wider so the filter still leaves enough; an exact scan would read the whole table.
-        ef_search = settings.ef_search if not _has_filters(flt) else min(1000, 4 * settings.ef_search)
         vector_ids = await repo.vector_ranked(
             session, vector, flt, limit=depth, exact=exact, ef_search=ef_search
         )
@@ -1102,21 +1213,25 @@ def _datasets(kind: str, facts: Sequence[str]) -> tuple[str, ...]:
 _RELAX_ORDER: Final = ("datasets", "drive", "fuel", "vehicle_class", "year", "model_key", "make_key")
 
 
-async def _relax(
-    session: AsyncSession, flt: DocumentFilter, relaxed: list[str]
-) -> tuple[DocumentFilter, list[str]]:
-    """Drop filters one at a time until some document passes."""
+def _relaxations(flt: DocumentFilter) -> list[tuple[DocumentFilter, list[str]]]:
+    """The filter, then ever looser ones (one filter dropped at a time), each with what it dropped.
+
+    Search takes the first that some document passes (`knowledge_repo.first_match`), or the
+    loosest when none does.
+    """
+    chain: list[tuple[DocumentFilter, list[str]]] = [(flt, [])]
+    relaxed: list[str] = []
     for name in _RELAX_ORDER:
-        if await repo.any_match(session, flt):
-            break
         if name == "datasets":
             if flt.kind == "spec" and flt.datasets == (EPA,):
                 flt = _replace(flt, datasets=(EPA, TEST_CARS))
+                chain.append((flt, list(relaxed)))
             continue
         if getattr(flt, name) is not None:
             flt = _replace(flt, **{name: None})
             relaxed.append({"make_key": "make", "model_key": "model"}.get(name, name))
-    return flt, relaxed
+            chain.append((flt, list(relaxed)))
+    return chain
 
 
 def _has_filters(flt: DocumentFilter) -> bool:

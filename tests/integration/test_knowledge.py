@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tools import recalls
@@ -17,7 +18,8 @@ from tools.providers.embeddings import LocalMiniLmEmbedder
 from tools.providers.kv import RedisKvStore
 from tools.recalls import find_recalls, find_recalls_for_vehicle
 from tools.settings import KnowledgeSettings
-from tools.specs import KnowledgeDeps, SpecNotFound, get_specs, get_specs_for_vehicle, search_specs
+from tools.specs import KnowledgeDeps, SpecNotFound, get_specs, get_specs_for_vehicle, rrf, search_specs
+from tools.storage import knowledge_repo as repo
 from tools.storage.knowledge_repo import DocumentFilter, vector_statement
 from tools.storage.session import create_engine, session_factory
 
@@ -335,6 +337,155 @@ async def test_the_hnsw_query_walks_the_index_and_the_exact_one_does_not(
 
     assert any(plan in line for line in lines)
     assert exact == (not any("ix_vehicle_documents_embedding" in line for line in lines))
+
+
+async def test_a_filtered_hnsw_query_still_walks_the_index_and_filters_its_candidates(
+    knowledge_engine: AsyncEngine, embedder: LocalMiniLmEmbedder
+) -> None:
+    vector = await embedder.embed_query("a fuel efficient compact car")
+    flt = DocumentFilter(kind="spec", datasets=("epa",), vehicle_class="car", embedding_model=embedder.model)
+    stmt = vector_statement(vector, flt, limit=5, exact=False)
+
+    async with knowledge_engine.connect() as conn:
+        compiled = stmt.compile(knowledge_engine, compile_kwargs={"render_postcompile": True})
+        params = {
+            k: (str(v).replace(" ", "") if isinstance(v, list) else v) for k, v in compiled.params.items()
+        }
+        lines = (await conn.exec_driver_sql("EXPLAIN " + str(compiled), params)).scalars().all()
+        await conn.execute(text("SET hnsw.ef_search = 400"))
+        ids = (await conn.exec_driver_sql(str(compiled), params)).scalars().all()
+        classes = (
+            await conn.execute(
+                text("SELECT DISTINCT vehicle_class FROM vehicle_documents WHERE id = ANY(:ids)"),
+                {"ids": ids},
+            )
+        ).scalars()
+
+    assert any("Index Scan using ix_vehicle_documents_embedding" in line for line in lines)
+    assert len(ids) == 5
+    assert all(c.endswith("Cars") for c in classes)
+
+
+# The labels each kind stood for before migration 0007 turned them into indexed columns
+# (fuel: EPA's atvType or the fuel label; class: EPA's VClass; drive: the drive label).
+_FUEL_BEFORE = {
+    "electric": "facts->>'atv_type' = 'EV' OR fuel ILIKE 'Electricity'",
+    "plug-in hybrid": "facts->>'atv_type' = 'Plug-in Hybrid'",
+    "hybrid": "facts->>'atv_type' = 'Hybrid'",
+    "diesel": "facts->>'atv_type' = 'Diesel' OR fuel ILIKE '%Diesel%'",
+    "flex-fuel": "facts->>'atv_type' = 'FFV' OR fuel ILIKE '%E85%'",
+    "cng": "facts->>'atv_type' IN ('CNG', 'Bifuel (CNG)') OR fuel ILIKE '%natural gas%' OR fuel ILIKE 'CNG'",
+    "hydrogen": "facts->>'atv_type' = 'FCV' OR fuel ILIKE '%Hydrogen%'",
+}
+_CLASS_BEFORE = {
+    "suv": "vehicle_class ILIKE '%Sport Utility%'",
+    "pickup": "vehicle_class ILIKE '%Pickup%'",
+    "car": "vehicle_class ILIKE '%Cars'",
+    "minivan": "vehicle_class ILIKE 'Minivan%'",
+    "van": "vehicle_class ILIKE 'Vans%'",
+    "wagon": "vehicle_class ILIKE '%Station Wagon%'",
+    "two-seater": "vehicle_class ILIKE 'Two Seaters%'",
+}
+_DRIVE_BEFORE = {
+    "awd": "drive ILIKE ANY (ARRAY['%All-Wheel%', '%4-Wheel%', '%All Wheel%', '4WD', 'AWD'])",
+    "fwd": "drive ILIKE ANY (ARRAY['Front%', '%Front', 'FWD', '2-Wheel Drive, Front'])",
+    "rwd": "drive ILIKE ANY (ARRAY['Rear%', '%Rear', 'RWD', '2-Wheel Drive, Rear'])",
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "kind", "before"),
+    [("fuel_kind", k, v) for k, v in _FUEL_BEFORE.items()]
+    + [("class_kind", k, v) for k, v in _CLASS_BEFORE.items()]
+    + [("drive_kind", k, v) for k, v in _DRIVE_BEFORE.items()],
+)
+async def test_each_kind_column_holds_exactly_the_documents_its_label_patterns_matched(
+    knowledge_engine: AsyncEngine, column: str, kind: str, before: str
+) -> None:
+    differs = f"coalesce({column} = :kind, false) <> coalesce(({before}), false)"
+    async with knowledge_engine.connect() as conn:
+        differ, matched = (
+            await conn.execute(
+                text(
+                    f"SELECT count(*) FILTER (WHERE {differs}), count(*) FILTER (WHERE {column} = :kind)"  # noqa: S608
+                    " FROM vehicle_documents"
+                ),
+                {"kind": kind},
+            )
+        ).one()
+
+    assert differ == 0
+    assert matched > 0
+
+
+async def test_a_narrow_filter_ranks_its_few_documents_exactly(deps: KnowledgeDeps) -> None:
+    result = await search_specs("diesel wagon", deps=deps)
+
+    assert result.filters.fuel == "diesel"
+    assert result.filters.vehicle_class == "wagon"
+    assert result.vector_search == "exact"
+    assert len(result.hits) == 5
+    assert all("Station Wagon" in (h.record.vehicle_class or "") for h in result.hits)
+    assert all(h.vector_rank is not None or h.text_rank is not None for h in result.hits)
+
+
+async def test_first_match_names_the_first_filter_some_document_passes(
+    knowledge_engine: AsyncEngine,
+) -> None:
+    nothing = DocumentFilter(kind="spec", make_key="toyota", model_key="rav4", year=1985)
+    rav4 = DocumentFilter(kind="spec", make_key="toyota", model_key="rav4")
+    async with session_factory(knowledge_engine)() as session:
+        assert await repo.first_match(session, [nothing, rav4, DocumentFilter()]) == 1
+        assert await repo.first_match(session, [rav4, nothing]) == 0
+        assert await repo.first_match(session, [nothing, nothing]) is None
+        assert await repo.first_match(session, []) is None
+        assert await repo.count_upto(session, rav4, 10) == 10
+        assert await repo.count_upto(session, nothing, 10) == 0
+
+
+@pytest.mark.parametrize("with_vector", [True, False])
+async def test_fusion_in_the_database_equals_rrf_of_the_two_rankings(
+    knowledge_engine: AsyncEngine, embedder: LocalMiniLmEmbedder, with_vector: bool
+) -> None:
+    vector = await embedder.embed_query("Toyota RAV4 hybrid combined MPG")
+    flt = DocumentFilter(kind="spec", datasets=("epa",), make_key="toyota", embedding_model=embedder.model)
+    async with session_factory(knowledge_engine)() as session:
+        text_ids = await repo.text_ranked(session, ["rav4", "hybrid"], flt, limit=50)
+        vector_ids = (
+            await repo.vector_ranked(session, vector, flt, limit=50, exact=True) if with_vector else []
+        )
+        statement = vector_statement(vector, flt, limit=50, exact=True) if with_vector else None
+        hits = await repo.fused_documents(session, text_ids, statement, k=60, limit=8)
+        expected = rrf([text_ids, vector_ids], k=60)[:8]
+        rows = await repo.documents(session, [i for i, _ in expected])
+
+    assert len(expected) == 8
+    assert [(h.row.id, h.score) for h in hits] == expected
+    assert [h.row for h in hits] == [rows[i] for i, _ in expected]
+    for h in hits:
+        assert h.text_rank == (text_ids.index(h.row.id) + 1 if h.row.id in text_ids else None)
+        assert h.vector_rank == (vector_ids.index(h.row.id) + 1 if h.row.id in vector_ids else None)
+
+
+async def test_a_question_asked_again_reuses_its_query_vector(
+    knowledge_engine: AsyncEngine, embedder: LocalMiniLmEmbedder
+) -> None:
+    calls: list[str] = []
+
+    class CountingEmbedder:
+        model = embedder.model
+
+        async def embed_query(self, text: str) -> list[float]:
+            calls.append(text)
+            return await embedder.embed_query(text)
+
+    deps = KnowledgeDeps(sessions=session_factory(knowledge_engine), embedder=CountingEmbedder())
+    first = await search_specs("2019 Toyota RAV4 combined mpg", deps=deps)
+    again = await search_specs("2019 Toyota RAV4 combined mpg", deps=deps)
+
+    assert len(calls) == 1
+    assert again == first
+    assert deps.query_vectors.hits == 1
 
 
 async def test_repeat_search_is_served_from_cache_when_a_cache_is_configured(

@@ -14,9 +14,11 @@ from tools.domain.spec_query import ModelEntry
 from tools.recalls import find_recalls, full_campaign_number, group_campaigns
 from tools.specs import (
     KnowledgeDeps,
+    QueryVectorCache,
     ResolvedVehicle,
     SpecNotFound,
     SpecRecord,
+    _relaxations,
     match_horsepower,
     narrow,
     rrf,
@@ -54,6 +56,42 @@ RAV4 = [
     record("41126", "RAV4 AWD", drive="All-Wheel Drive", facts={"combined_mpg": 28}),
     record("41122", "RAV4", facts={"combined_mpg": 30}),
 ]  # fmt: skip
+
+
+def test_relaxations_drop_one_filter_at_a_time_in_order() -> None:
+    flt = DocumentFilter(
+        kind="spec", datasets=("epa",), year=1985, make_key="toyota", model_key="rav4", fuel="hybrid"
+    )
+
+    chain = _relaxations(flt)
+
+    assert chain[0] == (flt, [])
+    assert [dropped for _, dropped in chain] == [
+        [],
+        [],  # the test-car list joins first; nothing is dropped yet
+        ["fuel"],
+        ["fuel", "year"],
+        ["fuel", "year", "model"],
+        ["fuel", "year", "model", "make"],
+    ]
+    assert chain[1][0].datasets == ("epa", "epa-test-cars")
+    loosest = chain[-1][0]
+    assert (loosest.year, loosest.make_key, loosest.model_key, loosest.fuel) == (None, None, None, None)
+    assert loosest.kind == "spec"
+
+
+def test_query_vectors_are_kept_by_model_and_text_and_the_least_recent_goes_first() -> None:
+    cache = QueryVectorCache(max_entries=2)
+    cache.put("m", "a", [0.5, 0.25])
+    cache.put("m", "b", [1.0, 0.0])
+    assert cache.get("m", "a") == [0.5, 0.25]  # "a" is now the most recent
+    cache.put("m", "c", [0.0, 1.0])
+
+    assert cache.get("m", "b") is None
+    assert cache.get("other-model", "a") is None
+    assert cache.get("m", "a") == [0.5, 0.25]
+    assert cache.get("m", "c") == [0.0, 1.0]
+    assert (cache.hits, cache.misses) == (3, 2)
 
 
 def test_rrf_adds_reciprocal_ranks_and_orders_best_first() -> None:

@@ -6,8 +6,10 @@ Two vector rankings exist on purpose. `vector_ranked(..., exact=False)` walks th
 index (approximate, fast on the whole corpus; `hnsw.ef_search` is set per transaction).
 `exact=True` orders by `(embedding <=> q) + 0`, an expression no index can serve, so
 PostgreSQL computes every distance among the filtered rows: exact, and cheap when a
-make or model filter leaves a few hundred rows. That also keeps HNSW's post-filtering
-(pgvector 0.6 has no iterative scans) from returning fewer rows than asked.
+make or model filter, or a narrow fuel, class or year filter, leaves a few hundred rows
+(every filter has an index: the fuel, class and drive kinds are generated columns, see
+migration 0007). That also keeps HNSW's post-filtering (pgvector 0.6 has no iterative
+scans) from returning fewer rows than asked.
 """
 
 from __future__ import annotations
@@ -15,49 +17,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Double,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from tools.storage.models import EMBEDDING_DIM, VehicleDocument
-
-# How a fuel kind of `tools.domain.spec_query` shows in a document: EPA's `atvType`
-# (the `atv_type` fact) or the fuel column.
-_FUEL_ATV: Final[dict[str, tuple[str, ...]]] = {
-    "electric": ("EV",),
-    "plug-in hybrid": ("Plug-in Hybrid",),
-    "hybrid": ("Hybrid",),
-    "diesel": ("Diesel",),
-    "flex-fuel": ("FFV",),
-    "cng": ("CNG", "Bifuel (CNG)"),
-    "hydrogen": ("FCV",),
-}
-_FUEL_TEXT: Final[dict[str, tuple[str, ...]]] = {
-    "electric": ("Electricity",),
-    "plug-in hybrid": (),
-    "hybrid": (),
-    "diesel": ("%Diesel%",),
-    "flex-fuel": ("%E85%",),
-    "cng": ("%natural gas%", "CNG"),
-    "hydrogen": ("%Hydrogen%",),
-}
-# EPA size classes (`VClass`) per class kind.
-_CLASS_PATTERNS: Final[dict[str, tuple[str, ...]]] = {
-    "suv": ("%Sport Utility%",),
-    "pickup": ("%Pickup%",),
-    "car": ("%Cars",),
-    "minivan": ("Minivan%",),
-    "van": ("Vans%",),
-    "wagon": ("%Station Wagon%",),
-    "two-seater": ("Two Seaters%",),
-}
-_DRIVE_PATTERNS: Final[dict[str, tuple[str, ...]]] = {
-    "awd": ("%All-Wheel%", "%4-Wheel%", "%All Wheel%", "4WD", "AWD"),
-    "fwd": ("Front%", "%Front", "FWD", "2-Wheel Drive, Front"),
-    "rwd": ("Rear%", "%Rear", "RWD", "2-Wheel Drive, Rear"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +88,7 @@ class DocumentRow:
 
 
 _D = VehicleDocument
+_N = aliased(VehicleDocument, name="n")  # the HNSW walk's rows, joined back to `_D` for the filters
 _COLUMNS = (
     _D.id,
     _D.dataset,
@@ -139,7 +120,13 @@ def _row(r: Any) -> DocumentRow:
 
 def _conditions(f: DocumentFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
-    if f.kind is not None:
+    if f.kind is not None and f.datasets:
+        # Checked row by row, not through `ix_vehicle_documents_lookup` (kind, make, ...): with both
+        # a kind and a dataset condition the planner ANDed that index with every row of the dataset
+        # (`uq_vehicle_documents_dataset_record`: 50k EPA rows) instead of using
+        # `ix_vehicle_documents_dataset_lookup` alone, 10-50x slower on a make-wide search.
+        where.append(_D.kind.concat("") == f.kind)
+    elif f.kind is not None:
         where.append(_D.kind == f.kind)
     if f.datasets:
         where.append(_D.dataset.in_(f.datasets))
@@ -149,25 +136,30 @@ def _conditions(f: DocumentFilter) -> list[ColumnElement[bool]]:
         where.append(_D.make_key == f.make_key)
     if f.model_key is not None:
         where.append(_D.model_key == f.model_key)
+    # the kinds are indexed columns PostgreSQL computes from the labels (models.FUEL_KIND_SQL, ...)
     if f.fuel is not None:
-        atv = _FUEL_ATV.get(f.fuel, ())
-        fuel_text = _FUEL_TEXT.get(f.fuel, ())
-        where.append(
-            or_(
-                _D.facts["atv_type"].astext.in_(atv) if atv else literal(False),
-                *(_D.fuel.ilike(p) for p in fuel_text),
-            )
-        )
+        where.append(_D.fuel_kind == f.fuel)
     if f.vehicle_class is not None:
-        where.append(or_(*(_D.vehicle_class.ilike(p) for p in _CLASS_PATTERNS.get(f.vehicle_class, ("",)))))
+        where.append(_D.class_kind == f.vehicle_class)
     if f.drive is not None:
-        where.append(or_(*(_D.drive.ilike(p) for p in _DRIVE_PATTERNS.get(f.drive, ("",)))))
+        where.append(_D.drive_kind == f.drive)
     return where
 
 
-async def any_match(session: AsyncSession, f: DocumentFilter) -> bool:
-    """Tell whether at least one document passes the filters."""
-    return bool(await session.scalar(select(select(_D.id).where(*_conditions(f)).exists())))
+async def first_match(session: AsyncSession, filters: Sequence[DocumentFilter]) -> int | None:
+    """Return the position of the first filter at least one document passes (one round trip).
+
+    The filters are tested in order and the test stops at the first that matches
+    (`CASE WHEN EXISTS ... THEN 0 WHEN EXISTS ... THEN 1 ... END`); None when none matches.
+    """
+    if not filters:
+        return None
+    first = case(
+        *((select(_D.id).where(*_conditions(f)).exists(), i) for i, f in enumerate(filters)),
+        else_=None,
+    )
+    found = await session.scalar(select(first))
+    return None if found is None else int(found)
 
 
 async def documents(session: AsyncSession, ids: Sequence[int]) -> dict[int, DocumentRow]:
@@ -304,17 +296,121 @@ async def vector_ranked(
     return list((await session.scalars(stmt)).all())
 
 
-def vector_statement(vector: Sequence[float], f: DocumentFilter, *, limit: int, exact: bool) -> Select[int]:
-    """Return the vector ranking query (see `vector_ranked`)."""
-    distance = _D.embedding.cosine_distance(_vector(vector))
-    where = [_D.embedding.is_not(None), *_conditions(f)]
-    if f.embedding_model is not None:
-        where.append(_D.embedding_model == f.embedding_model)
+def vector_statement(
+    vector: Sequence[float], f: DocumentFilter, *, limit: int, exact: bool, walk: int = 1000
+) -> Select[int]:
+    """Return the vector ranking query (see `vector_ranked`).
+
+    The HNSW query takes the `walk` nearest vectors of any document from the index (the
+    walk itself stops at `hnsw.ef_search` candidates) and filters them afterwards, in an
+    outer query: with the filters beside the `ORDER BY`, the planner picked a bitmap scan
+    of every row the filters pass, sorted by distance, whenever it misjudged their count
+    (200 ms for "a compact car").
+    """
+    query = _vector(vector)
+    model = [] if f.embedding_model is None else [_D.embedding_model == f.embedding_model]
     if exact:
+        distance = _D.embedding.cosine_distance(query)
+        where = [_D.embedding.is_not(None), *model, *_conditions(f)]
         # ties (rows sharing an embedding text share a vector) break by id, for stable results
         return select(_D.id).where(*where).order_by(distance + 0, _D.id).limit(limit)
     # the index serves `ORDER BY distance LIMIT n` only: a second sort key turns it into a scan
-    return select(_D.id).where(*where).order_by(distance).limit(limit)
+    distance = _N.embedding.cosine_distance(query)
+    nearest = (
+        select(_N.id, distance.label("distance"))
+        .where(_N.embedding.is_not(None), *([_N.embedding_model == f.embedding_model] if model else []))
+        .order_by(distance)
+        .limit(walk)
+        .subquery("nearest")
+    )
+    conditions = _conditions(f)
+    if not conditions:
+        return select(nearest.c.id).order_by(nearest.c.distance).limit(limit)
+    return (
+        select(_D.id)
+        .join(nearest, nearest.c.id == _D.id)
+        .where(*conditions)
+        .order_by(nearest.c.distance)
+        .limit(limit)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FusedHit:
+    """A document of a fused ranking, with its rank in each ranking (None: not ranked there)."""
+
+    row: DocumentRow
+    text_rank: int | None
+    vector_rank: int | None
+    score: float
+
+
+async def fused_documents(
+    session: AsyncSession,
+    text_ids: Sequence[int],
+    vector: Select[int] | None,
+    *,
+    k: int,
+    limit: int,
+) -> list[FusedHit]:
+    """Fuse a full-text ranking with a vector ranking and load the best documents, in one statement.
+
+    Reciprocal rank fusion as `tools.specs.rrf` computes it (score = sum of 1 / (k + rank)
+    in double precision, best first, ties by id), done by PostgreSQL, so the vector ranking,
+    the fusion and the loading of the rows cost one round trip.
+
+    Args:
+        session: The session (inside the transaction that set `hnsw.ef_search`, for HNSW).
+        text_ids: The full-text ranking, best first.
+        vector: The vector ranking query (`vector_statement`), or None for full text alone.
+        k: The fusion constant.
+        limit: How many documents to return.
+    """
+    text_ranked = (
+        func.unnest(bindparam("text_ids", list(text_ids), type_=ARRAY(BigInteger)))
+        .table_valued("id", with_ordinality="rank")
+        .render_derived(name="t")
+    )
+    one: ColumnElement[float] = literal(1.0, type_=Double())
+    text_score = func.coalesce(one / (k + text_ranked.c.rank), 0.0)
+    if vector is None:
+        fused = select(
+            text_ranked.c.id.label("id"),
+            text_ranked.c.rank.label("text_rank"),
+            null().label("vector_rank"),
+            text_score.label("score"),
+        )
+    else:
+        ranked = vector.subquery("v_ids")
+        # row_number() over the subquery's rows in the order the ranking query returns them
+        vector_ranked = select(ranked.c.id, func.row_number().over().label("rank")).subquery("v")
+        fused = select(
+            func.coalesce(text_ranked.c.id, vector_ranked.c.id).label("id"),
+            text_ranked.c.rank.label("text_rank"),
+            vector_ranked.c.rank.label("vector_rank"),
+            (text_score + func.coalesce(one / (k + vector_ranked.c.rank), 0.0)).label("score"),
+        ).select_from(text_ranked.join(vector_ranked, text_ranked.c.id == vector_ranked.c.id, full=True))
+    best = fused.order_by(text("score DESC"), text("id")).limit(limit).subquery("f")
+    stmt = (
+        select(*_COLUMNS, best.c.text_rank, best.c.vector_rank, best.c.score)
+        .join(best, best.c.id == _D.id)
+        .order_by(best.c.score.desc(), best.c.id)
+    )
+    return [
+        FusedHit(
+            row=_row(r[: len(_COLUMNS)]),
+            text_rank=None if r.text_rank is None else int(r.text_rank),
+            vector_rank=None if r.vector_rank is None else int(r.vector_rank),
+            score=float(r.score),
+        )
+        for r in await session.execute(stmt)
+    ]
+
+
+async def count_upto(session: AsyncSession, f: DocumentFilter, cap: int) -> int:
+    """Return how many documents pass the filters, counting no further than `cap`."""
+    passing = select(_D.id).where(*_conditions(f)).limit(cap).subquery()
+    return int(await session.scalar(select(func.count()).select_from(passing)) or 0)
 
 
 async def set_ef_search(session: AsyncSession, ef_search: int) -> None:

@@ -182,6 +182,41 @@ class JobChunk(Base):
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2; OpenAI text-embedding-3 models are asked for 384 dimensions
 
 
+# How a document's labels map to the kinds spec search filters on (`DocumentFilter.fuel`,
+# `.vehicle_class`, `.drive`); stored generated columns, so PostgreSQL computes them on every write.
+FUEL_KIND_SQL = (
+    "CASE"
+    " WHEN (facts ->> 'atv_type') = 'EV' OR fuel ILIKE 'Electricity' THEN 'electric'"
+    " WHEN (facts ->> 'atv_type') = 'Plug-in Hybrid' THEN 'plug-in hybrid'"
+    " WHEN (facts ->> 'atv_type') = 'Hybrid' THEN 'hybrid'"
+    " WHEN (facts ->> 'atv_type') = 'Diesel' OR fuel ILIKE '%Diesel%' THEN 'diesel'"
+    " WHEN (facts ->> 'atv_type') = 'FFV' OR fuel ILIKE '%E85%' THEN 'flex-fuel'"
+    " WHEN (facts ->> 'atv_type') IN ('CNG', 'Bifuel (CNG)') OR fuel ILIKE '%natural gas%'"
+    " OR fuel ILIKE 'CNG' THEN 'cng'"
+    " WHEN (facts ->> 'atv_type') = 'FCV' OR fuel ILIKE '%Hydrogen%' THEN 'hydrogen'"
+    " END"
+)
+CLASS_KIND_SQL = (
+    "CASE"
+    " WHEN vehicle_class ILIKE '%Sport Utility%' THEN 'suv'"
+    " WHEN vehicle_class ILIKE '%Pickup%' THEN 'pickup'"
+    " WHEN vehicle_class ILIKE '%Cars' THEN 'car'"
+    " WHEN vehicle_class ILIKE 'Minivan%' THEN 'minivan'"
+    " WHEN vehicle_class ILIKE 'Vans%' THEN 'van'"
+    " WHEN vehicle_class ILIKE '%Station Wagon%' THEN 'wagon'"
+    " WHEN vehicle_class ILIKE 'Two Seaters%' THEN 'two-seater'"
+    " END"
+)
+DRIVE_KIND_SQL = (
+    "CASE"
+    " WHEN drive ILIKE '%All-Wheel%' OR drive ILIKE '%4-Wheel%' OR drive ILIKE '%All Wheel%'"
+    " OR drive ILIKE '4WD' OR drive ILIKE 'AWD' THEN 'awd'"
+    " WHEN drive ILIKE 'Front%' OR drive ILIKE '%Front' OR drive ILIKE 'FWD' THEN 'fwd'"
+    " WHEN drive ILIKE 'Rear%' OR drive ILIKE '%Rear' OR drive ILIKE 'RWD' THEN 'rwd'"
+    " END"
+)
+
+
 class VehicleDocument(Base):
     """One ingested record (a spec configuration or a recall campaign for one vehicle) as a document.
 
@@ -194,6 +229,10 @@ class VehicleDocument(Base):
         UniqueConstraint("dataset", "record_id", name="uq_vehicle_documents_dataset_record"),
         Index("ix_vehicle_documents_lookup", "kind", "make_key", "model_key", "year"),
         Index("ix_vehicle_documents_tsv", "tsv", postgresql_using="gin"),
+        Index("ix_vehicle_documents_fuel_kind", "fuel_kind"),
+        Index("ix_vehicle_documents_class_kind", "class_kind"),
+        Index("ix_vehicle_documents_drive_kind", "drive_kind"),
+        Index("ix_vehicle_documents_dataset_lookup", "dataset", "make_key", "model_key", "year"),
         Index(
             "ix_vehicle_documents_embedding",
             "embedding",
@@ -232,6 +271,10 @@ class VehicleDocument(Base):
     embedding_model: Mapped[str | None] = mapped_column(String(64))
     embedding_dim: Mapped[int | None] = mapped_column(SmallInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The search filters' kinds, computed by PostgreSQL from the labels (migration 0007): "diesel", ...
+    fuel_kind: Mapped[str | None] = mapped_column(String(16), Computed(FUEL_KIND_SQL, persisted=True))
+    class_kind: Mapped[str | None] = mapped_column(String(16), Computed(CLASS_KIND_SQL, persisted=True))
+    drive_kind: Mapped[str | None] = mapped_column(String(16), Computed(DRIVE_KIND_SQL, persisted=True))
 
 
 class IngestRun(Base):
