@@ -30,6 +30,7 @@ from agent.answer import (
     Usage,
 )
 from agent.context import RunContext
+from agent.direct import OfflineTurns, StreamPart
 from agent.graph import OFFLINE
 from agent.i18n import t
 from agent.memory import to_langchain, to_stored, trim_to_budget
@@ -40,8 +41,6 @@ from tools.providers.base import Limit, LimitCheck, RateLimiter
 from tools.settings import Tier
 from tools.storage import conversation_repo
 from tools.storage.conversation_repo import StoredMessage
-from tools.storage.session import transaction
-from tools.storage.user_repo import get_or_create_user
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +86,12 @@ class AssistantConfig:
 
 
 class GraphAssistant:
-    """The `Assistant` over the compiled agent graph, with memory in PostgreSQL."""
+    """The `Assistant` over the compiled agent graph, with memory in PostgreSQL.
+
+    With `direct`, the turns the offline planner takes (all of them when no LLM is
+    configured) and the LLM's fallback run through `OfflineTurns`, the same loop without the
+    graph's machinery; the LLM's turns run through `graph`.
+    """
 
     def __init__(
         self,
@@ -97,12 +101,14 @@ class GraphAssistant:
         config: AssistantConfig,
         limiter: RateLimiter | None = None,
         fallback_graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
+        direct: OfflineTurns | None = None,
     ) -> None:
         self._graph = graph
         self._fallback_graph = fallback_graph
         self._sessions = sessions
         self._config = config
         self._limiter = limiter
+        self._direct = direct
 
     async def ask(
         self, text: str, *, conversation_id: str, asker: Asker, language: Language | None = None
@@ -140,16 +146,17 @@ class GraphAssistant:
             raise InvalidInput("Please write a question.")
         if len(question) > self._config.max_question_chars:
             raise InvalidInput(f"Please keep questions under {self._config.max_question_chars} characters.")
-        async with transaction(self._sessions) as session:
-            user = await get_or_create_user(
-                session, asker.external_id, username=asker.username, language=asker.language or "en"
+        async with conversation_repo.single_statements(self._sessions) as session:
+            opened = await conversation_repo.open_turn(
+                session,
+                conversation_id,
+                external_id=asker.external_id,
+                channel=asker.channel,
+                limit=self._config.history_messages,
+                username=asker.username,
+                language=asker.language or "en",
             )
-            await conversation_repo.open_conversation(
-                session, conversation_id, user_id=user.id, channel=asker.channel
-            )
-            stored = await conversation_repo.load_messages(
-                session, conversation_id, limit=self._config.history_messages
-            )
+        user, stored = opened.user, opened.messages
         tier: Tier = asker.tier or _tier(user.tier)
         if self._limiter is not None:
             await self._limiter.acquire_all(
@@ -171,18 +178,17 @@ class GraphAssistant:
             to_langchain(stored), budget=self._config.history_token_budget, model=self._config.model_name
         )
         human = HumanMessage(question)
+        messages = [*history, human]
         run = _Run(started=started)
         try:
-            async for event in self._run(self._graph, [*history, human], context, run, tokens=tokens):
+            async for event in self._run(self._parts(messages, context, tokens), run):
                 yield event
         except ProviderUnavailable as e:
-            if e.provider != "llm" or self._fallback_graph is None:
+            if e.provider != "llm" or (self._fallback_graph is None and self._direct is None):
                 raise
             logger.warning("the LLM failed; answering this turn with the offline planner")
             run = _Run(started=started, llm_failed=True)
-            async for event in self._run(
-                self._fallback_graph, [*history, human], context, run, tokens=tokens
-            ):
+            async for event in self._run(self._fallback_parts(messages, context, tokens), run):
                 yield event
         answer = run.answer(conversation_id, context, self._config)
         await self._remember(conversation_id, [human, *run.new_messages], answer)
@@ -204,28 +210,60 @@ class GraphAssistant:
             estimated_cost_usd=answer.usage.estimated_cost_usd,
             latency_ms=answer.latency_ms,
         )
-        async with transaction(self._sessions) as session:
+        async with conversation_repo.single_statements(self._sessions) as session:
             await conversation_repo.append_messages(session, conversation_id, rows)
 
-    async def _run(
+    async def _parts(
+        self, messages: list[AnyMessage], context: RunContext, tokens: bool
+    ) -> AsyncIterator[StreamPart]:
+        """Run the turn: directly when the offline planner takes it, else through the graph."""
+        planner: str | None = None
+        if self._direct is not None:
+            if await self._direct.takes(messages):
+                async for part in self._direct.astream(
+                    messages, context=context, recursion_limit=self._config.recursion_limit, tokens=tokens
+                ):
+                    yield part
+                return
+            planner = self._config.planner_name  # routed already: the graph need not route again
+        async for part in self._graph_parts(self._graph, messages, context, tokens, planner=planner):
+            yield part
+
+    async def _fallback_parts(
+        self, messages: list[AnyMessage], context: RunContext, tokens: bool
+    ) -> AsyncIterator[StreamPart]:
+        if self._direct is not None:
+            async for part in self._direct.astream(
+                messages, context=context, recursion_limit=self._config.recursion_limit, tokens=tokens
+            ):
+                yield part
+            return
+        if self._fallback_graph is not None:  # pragma: no branch - _events checked one of them
+            async for part in self._graph_parts(self._fallback_graph, messages, context, tokens):
+                yield part
+
+    async def _graph_parts(
         self,
         graph: CompiledStateGraph[Any, Any, Any, Any],
         messages: list[AnyMessage],
         context: RunContext,
-        run: _Run,
-        *,
         tokens: bool,
-    ) -> AsyncIterator[AgentEvent]:
-        inputs: dict[str, Any] = {"messages": messages, "planner": None}
+        *,
+        planner: str | None = None,
+    ) -> AsyncIterator[StreamPart]:
+        inputs: dict[str, Any] = {"messages": messages, "planner": planner}
         config: RunnableConfig = {"recursion_limit": self._config.recursion_limit}
+        async for part in graph.astream(
+            inputs,
+            config=config,
+            context=context,
+            stream_mode=["messages", "updates"] if tokens else ["updates"],
+        ):
+            yield cast(StreamPart, part)
+
+    async def _run(self, parts: AsyncIterator[StreamPart], run: _Run) -> AsyncIterator[AgentEvent]:
         try:
-            async for part in graph.astream(
-                inputs,
-                config=config,
-                context=context,
-                stream_mode=["messages", "updates"] if tokens else ["updates"],
-            ):
-                mode, chunk = cast(tuple[str, Any], part)
+            async for mode, chunk in parts:
                 if mode == "messages":
                     message, metadata = chunk
                     if (

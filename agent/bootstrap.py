@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from langchain_core.messages import AnyMessage
 
 from agent.assistant import AssistantConfig, GraphAssistant
+from agent.direct import OfflineTurns
 from agent.graph import OFFLINE, build_graph
 from agent.llm import build_chat_model
 from agent.planner_offline import OfflinePlanner, VocabularyLoader, route
@@ -51,12 +52,20 @@ def _router(planner: OfflinePlanner) -> Callable[[Sequence[AnyMessage]], bool]:
     return routed
 
 
-def build_assistant(settings: Settings, deps: ToolDeps) -> GraphAssistant:
-    """Return the assistant: the LLM when one is configured, else the offline planner."""
+def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) -> GraphAssistant:
+    """Return the assistant: the LLM when one is configured, else the offline planner.
+
+    Args:
+        settings: The process's settings.
+        deps: The tools' dependencies.
+        direct: Run the offline planner's turns without the graph (`agent.direct`); False runs
+            every turn through the compiled graph (the ask bench compares the two).
+    """
     ensure_tiktoken_offline(settings.data_dir / "tiktoken")
     tools = make_toolkit(deps)
     offline = OfflinePlanner(vocabulary_loader=vocabulary_loader(deps))
     offline_graph = build_graph(offline, tools, system_prompt=SYSTEM_V1, planner_name=OFFLINE)
+    turns: OfflineTurns | None = None
     if settings.llm_configured:
         planner_name = f"llm:{settings.llm_model}"
         planner_first = settings.agent.planner_first
@@ -70,8 +79,18 @@ def build_assistant(settings: Settings, deps: ToolDeps) -> GraphAssistant:
             prepare_route=offline.load_vocabulary if planner_first else None,
         )
         fallback = offline_graph
+        if direct:
+            turns = OfflineTurns(
+                offline,
+                tools,
+                system_prompt=SYSTEM_V1,
+                route=_router(offline) if planner_first else None,
+                fallback_only=not planner_first,
+            )
     else:
         planner_name, graph, fallback = OFFLINE, offline_graph, None
+        if direct:
+            turns = OfflineTurns(offline, tools, system_prompt=SYSTEM_V1)
     config = AssistantConfig(
         planner_name=planner_name,
         model_name=settings.llm_model,
@@ -82,5 +101,10 @@ def build_assistant(settings: Settings, deps: ToolDeps) -> GraphAssistant:
         messages_per_minute=settings.limits.messages_per_minute,
     )
     return GraphAssistant(
-        graph, sessions=deps.sessions, config=config, limiter=deps.limiter, fallback_graph=fallback
+        graph,
+        sessions=deps.sessions,
+        config=config,
+        limiter=deps.limiter,
+        fallback_graph=fallback,
+        direct=turns,
     )

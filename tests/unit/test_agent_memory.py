@@ -6,7 +6,13 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent.memory import to_langchain, to_stored, trim_to_budget
-from agent.tokens import count_message_tokens, encoding_for, ensure_tiktoken_offline, estimate_cost
+from agent.tokens import (
+    count_message_tokens,
+    count_text_tokens,
+    encoding_for,
+    ensure_tiktoken_offline,
+    estimate_cost,
+)
 from tools.storage.conversation_repo import StoredMessage
 
 
@@ -77,3 +83,16 @@ def test_only_whole_recent_turns_are_kept_when_history_exceeds_the_budget() -> N
 def test_tiktoken_cache_is_seeded_when_the_directory_is_new(tmp_path: Path) -> None:
     ensure_tiktoken_offline(tmp_path / "tk")
     assert len(list((tmp_path / "tk").iterdir())) == 2
+
+
+def test_history_texts_are_encoded_once_when_the_same_turns_are_counted_again() -> None:
+    history = turn("what car is 1HGCM82633A004352?", "A 2003 Honda Accord EX-V6 coupe.", call_id="call_9")
+    encoding = encoding_for("gpt-4o-mini")
+    expected = sum(4 + len(encoding.encode(str(m.content))) for m in history) + len(
+        encoding.encode(str(history[1].tool_calls))
+    )
+    first = count_message_tokens(history, "gpt-4o-mini")
+    misses = count_text_tokens.cache_info().misses
+    again = count_message_tokens(history, "gpt-4o-mini")
+    assert first == again == expected
+    assert count_text_tokens.cache_info().misses == misses  # nothing was encoded the second time

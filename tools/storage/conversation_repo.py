@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+import psycopg
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tools.errors import NotAllowed
 from tools.storage.models import Conversation, Message
+from tools.storage.user_repo import UserRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,174 @@ class StoredMessage:
     estimated_cost_usd: float = 0.0
     latency_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedTurn:
+    """What a turn starts from: the asking user and the conversation's recent messages."""
+
+    user: UserRecord
+    messages: list[StoredMessage]
+
+
+Db = AsyncSession | psycopg.AsyncConnection[Any]
+"""Where the turn's statements run: a session, or a pooled psycopg connection in autocommit."""
+
+
+@asynccontextmanager
+async def single_statements(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Db]:
+    """Open a connection whose statements commit one by one (no BEGIN and COMMIT round trips).
+
+    For the assistant's turn, whose reads and writes are each one statement (atomic on its
+    own); a statement that fails changes nothing. The statements go to the pooled psycopg
+    connection itself: each of them costs half the CPU it costs through a SQLAlchemy
+    session. Sessions bound to a connection rather than an engine (the tests' rolled-back
+    outer transaction) run them in one transaction instead.
+    """
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        async with sessions() as session, session.begin():
+            yield session
+        return
+    async with bind.connect() as connection:
+        raw = cast(psycopg.AsyncConnection[Any], (await connection.get_raw_connection()).driver_connection)
+        await raw.set_autocommit(True)
+        try:
+            yield raw
+        finally:
+            # Back to the pool as SQLAlchemy lent it; a broken connection is discarded by the pool.
+            with contextlib.suppress(psycopg.Error):
+                await raw.set_autocommit(False)
+
+
+async def _rows(db: Db, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one statement (psycopg's `%(name)s` parameters); return its rows, if it has any."""
+    if isinstance(db, AsyncSession):
+        result = await (await db.connection()).exec_driver_sql(sql, dict(params))
+        return [tuple(row) for row in result] if result.returns_rows else []
+    cursor = await db.execute(sql, params)
+    return await cursor.fetchall() if cursor.description is not None else []
+
+
+# The user, the conversation's owner and (only when the user owns it) its last messages,
+# newest first, in one round trip. Rows: one per message, or one with NULL message columns.
+_OPEN_TURN = """
+    SELECT u.id, u.external_id, u.username, u.language, u.tier, c.user_id AS owner,
+           m.role, m.content, m.tool_calls, m.tool_call_id, m.tool_name, m.language, m.planner
+    FROM users AS u
+    LEFT JOIN conversations AS c ON c.id = %(conversation_id)s
+    LEFT JOIN LATERAL (
+        SELECT id, role, content, tool_calls, tool_call_id, tool_name, language, planner
+        FROM messages
+        WHERE messages.conversation_id = c.id AND c.user_id = u.id
+        ORDER BY messages.id DESC
+        LIMIT %(limit)s
+    ) AS m ON true
+    WHERE u.external_id = %(external_id)s
+    ORDER BY m.id DESC
+"""
+
+# A first contact: the user and the conversation, created in one statement. No row: the user
+# was created meanwhile (a concurrent first request); owner NULL: the conversation is taken.
+_FIRST_CONTACT = """
+    WITH u AS (
+        INSERT INTO users (external_id, username, language)
+        VALUES (%(external_id)s, %(username)s, %(language)s)
+        ON CONFLICT (external_id) DO NOTHING
+        RETURNING id, external_id, username, language, tier
+    ), c AS (
+        INSERT INTO conversations (id, user_id, channel)
+        SELECT %(conversation_id)s, u.id, %(channel)s FROM u
+        ON CONFLICT (id) DO NOTHING
+        RETURNING user_id
+    )
+    SELECT u.id, u.external_id, u.username, u.language, u.tier, c.user_id AS owner
+    FROM u LEFT JOIN c ON true
+"""
+
+_NEW_CONVERSATION = """
+    INSERT INTO conversations (id, user_id, channel)
+    VALUES (%(conversation_id)s, %(user_id)s, %(channel)s)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING user_id
+"""
+
+_OWNER = "SELECT user_id FROM conversations WHERE id = %(conversation_id)s"
+
+_NOT_YOURS = "This conversation belongs to someone else; start a new one."
+
+
+async def open_turn(
+    db: Db,
+    conversation_id: str,
+    *,
+    external_id: str,
+    channel: str,
+    limit: int,
+    username: str | None = None,
+    language: str = "en",
+) -> OpenedTurn:
+    """Return the user (created on first contact) and the conversation's last `limit` messages.
+
+    Creates the conversation for the user when it is new. One statement on the common path
+    (a known user in their own conversation), the same as `get_or_create_user`,
+    `open_conversation` and `load_messages` in turn.
+
+    Raises:
+        NotAllowed: the conversation exists and belongs to another user.
+    """
+    query = {"conversation_id": conversation_id, "external_id": external_id, "limit": limit}
+    rows = await _rows(db, _OPEN_TURN, query)
+    if not rows:
+        contact = {
+            "external_id": external_id,
+            "username": username,
+            "language": language,
+            "conversation_id": conversation_id,
+            "channel": channel[:16],
+        }
+        created = await _rows(db, _FIRST_CONTACT, contact)
+        if created:
+            user = UserRecord(*created[0][:5])
+            if created[0][5] != user.id:
+                raise NotAllowed(_NOT_YOURS)
+            return OpenedTurn(user, [])
+        # A concurrent first request created the user in between: read it as a known user.
+        rows = await _rows(db, _OPEN_TURN, query)
+        if not rows:  # pragma: no cover - users are never deleted
+            raise RuntimeError("the user disappeared while the turn started")
+    first = rows[0]
+    user = UserRecord(*first[:5])
+    owner = first[5]
+    if owner is None:
+        await _create_conversation(db, conversation_id, user_id=user.id, channel=channel)
+        return OpenedTurn(user, [])
+    if owner != user.id:
+        raise NotAllowed(_NOT_YOURS)
+    messages = [
+        StoredMessage(
+            role=r[6],
+            content=r[7],
+            tool_calls=r[8],
+            tool_call_id=r[9],
+            tool_name=r[10],
+            language=r[11],
+            planner=r[12],
+        )
+        for r in reversed(rows)
+        if r[6] is not None
+    ]
+    return OpenedTurn(user, messages)
+
+
+async def _create_conversation(db: Db, conversation_id: str, *, user_id: int, channel: str) -> None:
+    params = {"conversation_id": conversation_id, "user_id": user_id, "channel": channel[:16]}
+    if await _rows(db, _NEW_CONVERSATION, params):
+        return
+    # Created by a concurrent request in between: whose is it?
+    owner = await _rows(db, _OWNER, params)
+    if owner[0][0] != user_id:
+        raise NotAllowed(_NOT_YOURS)
 
 
 async def open_conversation(
@@ -77,36 +250,54 @@ async def load_messages(session: AsyncSession, conversation_id: str, *, limit: i
     ]
 
 
-async def append_messages(
-    session: AsyncSession, conversation_id: str, messages: Sequence[StoredMessage]
-) -> None:
-    """Append a turn's messages and touch the conversation."""
+# Every row as one JSON parameter: one statement, and the same text whatever the row count
+# (prepared once per connection). The conversation is touched in the same statement.
+_APPEND = """
+    WITH touched AS (
+        UPDATE conversations SET updated_at = now() WHERE id = %(conversation_id)s
+    )
+    INSERT INTO messages (
+        conversation_id, role, content, tool_calls, tool_call_id, tool_name, language, planner,
+        input_tokens, output_tokens, estimated_cost_usd, latency_ms
+    )
+    SELECT %(conversation_id)s, r.role, r.content, r.tool_calls, r.tool_call_id, r.tool_name, r.language,
+           r.planner, r.input_tokens, r.output_tokens, r.estimated_cost_usd, r.latency_ms
+    FROM ROWS FROM (
+        jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS (
+            role text, content text, tool_calls jsonb, tool_call_id text, tool_name text, language text,
+            planner text, input_tokens integer, output_tokens integer, estimated_cost_usd double precision,
+            latency_ms double precision
+        )
+    ) WITH ORDINALITY AS r (
+        role, content, tool_calls, tool_call_id, tool_name, language, planner, input_tokens,
+        output_tokens, estimated_cost_usd, latency_ms, ordinal
+    )
+    ORDER BY r.ordinal
+"""
+
+
+async def append_messages(db: Db, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
+    """Append a turn's messages, in order, and touch the conversation (one statement)."""
     if not messages:
         return
-    # render_nulls: one multi-row INSERT even when rows leave different columns empty.
-    await session.execute(
-        insert(Message).execution_options(render_nulls=True),
-        [
-            {
-                "conversation_id": conversation_id,
-                "role": m.role,
-                "content": m.content,
-                "tool_calls": m.tool_calls,
-                "tool_call_id": m.tool_call_id,
-                "tool_name": m.tool_name,
-                "language": m.language,
-                "planner": m.planner,
-                "input_tokens": m.input_tokens,
-                "output_tokens": m.output_tokens,
-                "estimated_cost_usd": m.estimated_cost_usd,
-                "latency_ms": m.latency_ms,
-            }
-            for m in messages
-        ],
-    )
-    await session.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(updated_at=func.now())
-    )
+    rows = [
+        {
+            "role": m.role,
+            "content": m.content,
+            "tool_calls": m.tool_calls,
+            "tool_call_id": m.tool_call_id,
+            "tool_name": m.tool_name,
+            "language": m.language,
+            "planner": m.planner,
+            "input_tokens": m.input_tokens,
+            "output_tokens": m.output_tokens,
+            "estimated_cost_usd": m.estimated_cost_usd,
+            "latency_ms": m.latency_ms,
+        }
+        for m in messages
+    ]
+    params = {"conversation_id": conversation_id, "rows": json.dumps(rows, ensure_ascii=False)}
+    await _rows(db, _APPEND, params)
 
 
 async def forget_conversations(session: AsyncSession, user_id: int) -> int:

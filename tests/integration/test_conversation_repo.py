@@ -1,0 +1,129 @@
+"""A turn's memory in PostgreSQL: opened in one statement, stored in one, and only the owner's."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tools.errors import NotAllowed
+from tools.storage import conversation_repo
+from tools.storage.conversation_repo import StoredMessage
+from tools.storage.models import Conversation, Message, User
+from tools.storage.session import session_factory
+from tools.storage.user_repo import get_or_create_user
+
+pytestmark = pytest.mark.integration
+
+CALL = {"name": "decode_vin", "args": {"vin": "1HGCM82633A004352"}, "id": "call_1", "type": "tool_call"}
+
+
+def turn(question: str, answer: str) -> list[StoredMessage]:
+    return [
+        StoredMessage("user", question, language="en"),
+        StoredMessage("assistant", "", tool_calls=[CALL], language="en", planner="offline"),
+        StoredMessage("tool", '{"vin": "1HGCM82633A004352"}', tool_call_id="call_1", tool_name="decode_vin"),
+        StoredMessage(
+            "assistant", answer, language="en", planner="offline", input_tokens=7, estimated_cost_usd=0.5
+        ),
+    ]
+
+
+async def open_turn(session: conversation_repo.Db, conversation: str, who: str, limit: int = 60) -> Any:
+    return await conversation_repo.open_turn(
+        session, conversation, external_id=who, channel="test", limit=limit, username="ann", language="fr"
+    )
+
+
+async def test_first_contact_creates_the_user_and_the_conversation_when_both_are_new(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as session, session.begin():
+        opened = await open_turn(session, "test:c1", "test:ann")
+        again = await open_turn(session, "test:c1", "test:ann")
+        owner = (
+            await session.execute(select(Conversation.user_id).where(Conversation.id == "test:c1"))
+        ).scalar()
+        user = (await session.execute(select(User).where(User.external_id == "test:ann"))).scalar_one()
+    assert opened.messages == []
+    assert again.messages == []
+    assert opened.user == again.user
+    assert owner == opened.user.id == user.id
+    assert (user.username, user.language, user.tier) == ("ann", "fr", "free")
+
+
+async def test_recent_messages_come_back_oldest_first_with_their_calls_when_the_owner_asks(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as session, session.begin():
+        await open_turn(session, "test:c2", "test:bob")
+        await conversation_repo.append_messages(session, "test:c2", turn("decode it", "An Accord."))
+        await conversation_repo.append_messages(session, "test:c2", turn("and again", "Still an Accord."))
+        opened = await open_turn(session, "test:c2", "test:bob")
+        last_three = await open_turn(session, "test:c2", "test:bob", limit=3)
+        stored = (
+            await session.execute(select(Message).where(Message.conversation_id == "test:c2"))
+        ).scalars()
+        rows = sorted(stored, key=lambda m: m.id)
+    assert [m.content for m in opened.messages] == [m.content for m in rows]
+    assert [m.role for m in opened.messages] == ["user", "assistant", "tool", "assistant"] * 2
+    assert opened.messages[1].tool_calls == [CALL]
+    assert (opened.messages[2].tool_call_id, opened.messages[2].tool_name) == ("call_1", "decode_vin")
+    assert [m.content for m in last_three.messages] == [m.content for m in rows[-3:]]
+    # Usage is recorded on the rows (the memory does not read it back).
+    assert (rows[3].input_tokens, rows[3].estimated_cost_usd, rows[1].tool_calls) == (7, 0.5, [CALL])
+
+
+async def test_another_users_conversation_is_refused_and_its_messages_stay_unread_when_opened(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as session, session.begin():
+        await open_turn(session, "test:c3", "test:carl")
+        await conversation_repo.append_messages(session, "test:c3", turn("my VIN", "Carl's Accord."))
+        await get_or_create_user(session, "test:dora")  # a known user
+        with pytest.raises(NotAllowed):
+            await open_turn(session, "test:c3", "test:dora")
+        with pytest.raises(NotAllowed):  # a first contact
+            await open_turn(session, "test:c3", "test:eve")
+
+
+async def test_a_known_user_gets_a_new_conversation_when_the_id_is_new(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as session, session.begin():
+        first = await open_turn(session, "test:c4", "test:fay")
+        second = await open_turn(session, "test:c5", "test:fay")
+        owner = (
+            await session.execute(select(Conversation.user_id).where(Conversation.id == "test:c5"))
+        ).scalar()
+    assert second.user == first.user
+    assert second.messages == []
+    assert owner == first.user.id
+
+
+async def test_each_statement_commits_on_its_own_when_sessions_are_on_the_engine(
+    db_engine: AsyncEngine,
+) -> None:
+    sessions = session_factory(db_engine)
+    who, conversation = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
+    async with conversation_repo.single_statements(sessions) as db:
+        await open_turn(db, conversation, who)
+        await conversation_repo.append_messages(db, conversation, turn("q", "a"))
+        # Committed as they ran: another connection sees them before this one is returned.
+        async with sessions() as session:
+            stored = (
+                await session.execute(select(Message.content).where(Message.conversation_id == conversation))
+            ).scalars()
+            assert sorted(stored) == sorted(["q", "", '{"vin": "1HGCM82633A004352"}', "a"])
+        with pytest.raises(NotAllowed):
+            await open_turn(db, conversation, f"test:{uuid.uuid4().hex}")
+        opened = await open_turn(db, conversation, who)  # a refused turn left the connection usable
+    assert [m.content for m in opened.messages] == ["q", "", '{"vin": "1HGCM82633A004352"}', "a"]
+    async with sessions() as session:
+        owner = (
+            await session.execute(select(Conversation.user_id).where(Conversation.id == conversation))
+        ).scalar()
+    assert owner == opened.user.id
