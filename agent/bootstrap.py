@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 
 from langchain_core.messages import AnyMessage
 
+from agent import prompts
 from agent.assistant import AssistantConfig, GraphAssistant
 from agent.direct import OfflineTurns
 from agent.graph import OFFLINE, build_graph
 from agent.llm import build_chat_model
 from agent.planner_offline import OfflinePlanner, VocabularyLoader, route
-from agent.prompts import SYSTEM_V1
 from agent.tokens import ensure_tiktoken_offline
 from agent.toolkit import make_toolkit
 from tools.bootstrap import ToolDeps
@@ -64,7 +64,7 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
     ensure_tiktoken_offline(settings.data_dir / "tiktoken")
     tools = make_toolkit(deps)
     offline = OfflinePlanner(vocabulary_loader=vocabulary_loader(deps))
-    offline_graph = build_graph(offline, tools, system_prompt=SYSTEM_V1, planner_name=OFFLINE)
+    offline_graph = build_graph(offline, tools, system_prompt=prompts.CURRENT, planner_name=OFFLINE)
     turns: OfflineTurns | None = None
     if settings.llm_configured:
         planner_name = f"llm:{settings.llm_model}"
@@ -72,7 +72,7 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
         graph = build_graph(
             build_chat_model(settings),
             tools,
-            system_prompt=SYSTEM_V1,
+            system_prompt=prompts.CURRENT,
             planner_name=planner_name,
             offline=offline if planner_first else None,
             route=_router(offline) if planner_first else None,
@@ -83,14 +83,14 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
             turns = OfflineTurns(
                 offline,
                 tools,
-                system_prompt=SYSTEM_V1,
+                system_prompt=prompts.CURRENT,
                 route=_router(offline) if planner_first else None,
                 fallback_only=not planner_first,
             )
     else:
         planner_name, graph, fallback = OFFLINE, offline_graph, None
         if direct:
-            turns = OfflineTurns(offline, tools, system_prompt=SYSTEM_V1)
+            turns = OfflineTurns(offline, tools, system_prompt=prompts.CURRENT)
     config = AssistantConfig(
         planner_name=planner_name,
         model_name=settings.llm_model,

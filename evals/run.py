@@ -48,7 +48,6 @@ DEFAULT_DATASET = EVALS_DIR / "datasets" / "agent_v1.jsonl"
 DEFAULT_OUT = EVALS_DIR / "results"
 DEFAULT_THRESHOLDS = EVALS_DIR / "thresholds.toml"
 DEFAULT_CONCURRENCY = 4
-PROMPT_NAME = "SYSTEM_V1"  # the prompt agent.bootstrap builds the graph with
 CHANNEL = "eval"
 # Cases with this tag ask about other users' data; they run after every other case,
 # so that the other eval users' look-ups exist when they ask for them.
@@ -268,7 +267,7 @@ async def evaluate(
 
 def run_metadata(settings: Settings, dataset: Path) -> dict[str, Any]:
     """Return what identifies a run: code version, model, prompt and dataset."""
-    prompt: str = getattr(prompts, PROMPT_NAME)
+    prompt = prompts.CURRENT  # the prompt agent.bootstrap builds the assistant with
     sha, dirty = git_version(REPO_ROOT)
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -276,7 +275,7 @@ def run_metadata(settings: Settings, dataset: Path) -> dict[str, Any]:
         "git_dirty": dirty,
         "planner_configured": f"llm:{settings.llm_model}" if settings.llm_configured else "offline",
         "model": settings.llm_model if settings.llm_configured else None,
-        "prompt": f"agent.prompts.{PROMPT_NAME}",
+        "prompt": f"agent.prompts.{prompts.CURRENT_NAME}",
         "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
         "dataset": str(dataset),
         "dataset_name": dataset.stem,
