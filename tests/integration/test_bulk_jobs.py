@@ -9,14 +9,17 @@ created for this module and deleted at its end.
 from __future__ import annotations
 
 import asyncio
+import collections
 import csv
 import io
 import itertools
 import json
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -33,10 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tools import bulk
 from tools.bulk import BulkDeps, CeleryJobQueue, InputRow, JobNotFound, JobStatus
 from tools.domain.vehicle import DecodedVehicle
+from tools.domain.vin import Vin
+from tools.embedded import EmbeddedPostgres
 from tools.providers.base import DecodeRequest
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings
-from tools.storage.job_repo import ResultLayoutMismatch
+from tools.storage import migrate
+from tools.storage.job_repo import RESULT_FIELDS, ResultLayoutMismatch
 from tools.storage.models import User
 from tools.storage.session import create_engine, session_factory, transaction
 from tools.storage.user_repo import get_or_create_user
@@ -71,24 +77,6 @@ def broker(redis_url: str) -> Iterator[redis_sync.Redis]:
     client.close()
 
 
-@pytest.fixture
-def start_worker(
-    worker_env: dict[str, str], broker: redis_sync.Redis, tmp_path: Path
-) -> Iterator[list[WorkerProcess]]:
-    """Start workers on demand (`start_worker.append(...)` via `new_worker`); kill them all at the end."""
-    workers: list[WorkerProcess] = []
-    yield workers
-    for worker in workers:
-        worker.stop()
-
-
-def new_worker(workers: list[WorkerProcess], env: dict[str, str], log: Path) -> WorkerProcess:
-    worker = WorkerProcess(env, log)
-    workers.append(worker)
-    worker.start()
-    return worker
-
-
 @pytest.fixture(scope="module")
 async def sessions(pg_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(pg_url)
@@ -112,179 +100,12 @@ async def make_caller(sessions: async_sessionmaker[AsyncSession], tier: str = "p
     return Caller(user_id=user.id, tier=tier, channel="cli")  # type: ignore[arg-type]
 
 
-async def wait_for(
-    job_id: str, deps: BulkDeps, caller: Caller, *, until: str = "finished", timeout_s: float = 60.0
-) -> JobStatus:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = await bulk.get_status(job_id, deps=deps, caller=caller)
-        if (until == "finished" and status.finished) or (until == "started" and status.chunks_done >= 2):
-            return status
-        if time.monotonic() > deadline:
-            pytest.fail(f"job {job_id} did not get {until} in {timeout_s} s: {status.progress}")
-        await asyncio.sleep(0.2)
-
-
 async def all_rows(job_id: str, deps: BulkDeps, caller: Caller) -> list[dict[str, object]]:
     return [row async for row in bulk.iter_results(job_id, deps=deps, caller=caller)]
 
 
-def assert_each_line_once(rows: list[dict[str, object]], vins: list[str]) -> None:
-    assert [row["line"] for row in rows] == list(range(1, len(vins) + 1))
-    assert [row["input"] for row in rows] == vins
-
-
-async def test_every_line_is_in_the_results_exactly_once_when_a_10000_vin_job_completes(
-    deps: BulkDeps,
-    sessions: async_sessionmaker[AsyncSession],
-    start_worker: list[WorkerProcess],
-    worker_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    vins = ultravin.generate(10_000, seed=11, now=NOW)
-    caller = await make_caller(sessions)
-    new_worker(start_worker, worker_env, tmp_path / "worker.log")
-
-    job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
-    status = await wait_for(job.id, deps, caller)
-
-    assert status.status == "done"
-    assert status.lines == 10_000
-    assert status.invalid == 0
-    assert status.unique_vins + status.duplicates == 10_000
-    assert status.chunks_done == status.chunks == -(-status.unique_vins // CHUNK_SIZE)
-    assert status.progress.done + status.progress.failed == status.unique_vins
-    assert status.summary is not None
-    assert sum(status.summary.by_model_year.values()) > 0
-    rows = await all_rows(job.id, deps, caller)
-    assert_each_line_once(rows, vins)
-    assert all(row["vin"] == vin for row, vin in zip(rows, vins, strict=True))
-    assert all(row["error"] is None for row in rows)
-
-
-def corrupt(vin: str, index: int) -> str:
-    kinds = (vin[:-1], vin + "9", vin[:8] + "O" + vin[9:], vin[:5] + "-!" + vin[7:], "")
-    return kinds[index % len(kinds)]
-
-
-async def test_exactly_the_invalid_rows_are_reported_when_a_tenth_of_the_lines_are_invalid(
-    deps: BulkDeps,
-    sessions: async_sessionmaker[AsyncSession],
-    start_worker: list[WorkerProcess],
-    worker_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    good = ultravin.generate(900, seed=12, now=NOW)
-    lines: list[str] = []
-    bad_lines: set[int] = set()
-    for index in range(1_000):
-        if index % 10 == 9:
-            lines.append(corrupt(good[index % 900], index // 10))
-            bad_lines.add(index + 1)
-        else:
-            lines.append(good[index - index // 10])
-    caller = await make_caller(sessions)
-    new_worker(start_worker, worker_env, tmp_path / "worker.log")
-
-    job = await bulk.submit(bulk.rows_from_list(lines), deps=deps, caller=caller)
-    assert job.invalid == 100
-    assert {row.line for row in job.invalid_rows} == bad_lines
-    status = await wait_for(job.id, deps, caller)
-
-    assert status.status == "done"
-    assert {row.line for row in status.invalid_rows} == bad_lines
-    rows = await all_rows(job.id, deps, caller)
-    assert_each_line_once(rows, lines)
-    errors = {int(str(row["line"])) for row in rows if row["error"] is not None}
-    assert errors == bad_lines
-    codes = {row["error"]["error"] for row in rows if isinstance(row["error"], dict)}
-    assert codes == {"invalid_vin"}
-    fast, slow = await csv_both_ways(job.id, deps, caller)
-    assert fast == slow
-    assert json.loads(await results_json(job.id, deps, caller)) == rows
-
-
-async def test_no_line_is_lost_or_duplicated_when_the_worker_is_killed_mid_job_and_restarted(
-    deps: BulkDeps,
-    sessions: async_sessionmaker[AsyncSession],
-    start_worker: list[WorkerProcess],
-    worker_env: dict[str, str],
-    broker: redis_sync.Redis,
-    tmp_path: Path,
-) -> None:
-    vins = ultravin.generate(20_000, seed=13, now=NOW)
-    caller = await make_caller(sessions)
-    first = new_worker(start_worker, worker_env, tmp_path / "first.log")
-
-    job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
-    before = await wait_for(job.id, deps, caller, until="started")
-    first.kill(signal.SIGKILL)
-    killed = await bulk.get_status(job.id, deps=deps, caller=caller)
-    assert killed.status == "running"
-    assert killed.chunks_done < killed.chunks, "the job finished before the kill; make it longer"
-    assert before.chunks_done <= killed.chunks_done
-
-    new_worker(start_worker, worker_env, tmp_path / "second.log")
-    status = await wait_for(job.id, deps, caller, timeout_s=45)
-
-    assert status.status == "done"
-    assert status.chunks_done == status.chunks
-    assert status.progress.done + status.progress.failed == status.unique_vins
-    rows = await all_rows(job.id, deps, caller)
-    assert_each_line_once(rows, vins)
-    assert all(row["error"] is None and row["vin"] == vin for row, vin in zip(rows, vins, strict=True))
-
-
-async def test_cancellation_stops_further_chunks_when_a_job_is_cancelled_mid_run(
-    deps: BulkDeps,
-    sessions: async_sessionmaker[AsyncSession],
-    start_worker: list[WorkerProcess],
-    worker_env: dict[str, str],
-    broker: redis_sync.Redis,
-    tmp_path: Path,
-) -> None:
-    vins = ultravin.generate(20_000, seed=14, now=NOW)
-    caller = await make_caller(sessions)
-    new_worker(start_worker, worker_env, tmp_path / "worker.log")
-
-    job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
-    await wait_for(job.id, deps, caller, until="started")
-    cancelled = await bulk.cancel(job.id, deps=deps, caller=caller)
-    assert cancelled.status == "cancelled"
-    deadline = time.monotonic() + 30
-    while broker.llen(QUEUE):
-        assert time.monotonic() < deadline, "the worker did not drain the cancelled job's chunks"
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(1.0)  # the last chunks taken from the queue finish (and are skipped)
-
-    final = await bulk.get_status(job.id, deps=deps, caller=caller)
-    assert final.status == "cancelled"
-    assert final.chunks_done == cancelled.chunks_done < final.chunks
-    rows = await all_rows(job.id, deps, caller)
-    assert_each_line_once(rows, vins)
-    not_decoded = [row for row in rows if row["error"] is not None]
-    assert not_decoded
-    assert all(isinstance(r["error"], dict) and r["error"]["error"] == "not_decoded" for r in not_decoded)
-    fast, slow = await csv_both_ways(job.id, deps, caller)
-    assert fast == slow
-
-
-async def test_another_user_cannot_read_or_cancel_the_job(
-    deps: BulkDeps, sessions: async_sessionmaker[AsyncSession], broker: redis_sync.Redis
-) -> None:
-    owner = await make_caller(sessions, tier="free")
-    other = await make_caller(sessions, tier="free")
-    job = await bulk.submit(
-        [InputRow(1, "1HGCM82633A004352"), InputRow(2, "not a vin")], deps=deps, caller=owner
-    )
-
-    with pytest.raises(JobNotFound):
-        await bulk.get_status(job.id, deps=deps, caller=other)
-    with pytest.raises(JobNotFound):
-        await all_rows(job.id, deps, other)
-    with pytest.raises(JobNotFound):
-        await bulk.cancel(job.id, deps=deps, caller=other)
-    assert (await bulk.get_status(job.id, deps=deps, caller=owner)).status == "queued"
+async def results_json(job_id: str, deps: BulkDeps, caller: Caller) -> bytes:
+    return b"".join([piece async for piece in bulk.stream_results(job_id, "json", deps=deps, caller=caller)])
 
 
 async def csv_both_ways(
@@ -297,18 +118,216 @@ async def csv_both_ways(
     return list(csv.reader(io.StringIO(fast.decode()))), list(csv.reader(io.StringIO(slow)))
 
 
-async def test_lines_are_failed_and_the_job_finishes_when_a_chunk_fails_even_offline(
+@dataclass
+class Jobs:
+    """A job test's kit: the deps, a fresh user, and real workers started on demand (killed at the end)."""
+
+    deps: BulkDeps
+    sessions: async_sessionmaker[AsyncSession]
+    env: dict[str, str]
+    logs: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def start_worker(self, name: str = "worker") -> WorkerProcess:
+        worker = WorkerProcess(self.env, self.logs / f"{name}.log")
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    async def caller(self, tier: str = "premium") -> Caller:
+        return await make_caller(self.sessions, tier)
+
+    async def submit(self, lines: list[str], caller: Caller) -> JobStatus:
+        return await bulk.submit(bulk.rows_from_list(lines), deps=self.deps, caller=caller)
+
+    async def status(self, job_id: str, caller: Caller) -> JobStatus:
+        return await bulk.get_status(job_id, deps=self.deps, caller=caller)
+
+    async def wait_for(
+        self, job_id: str, caller: Caller, *, until: str = "finished", timeout_s: float = 60.0
+    ) -> JobStatus:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = await self.status(job_id, caller)
+            if (until == "finished" and status.finished) or (until == "started" and status.chunks_done >= 2):
+                return status
+            if time.monotonic() > deadline:
+                pytest.fail(f"job {job_id} did not get {until} in {timeout_s} s: {status.progress}")
+            await asyncio.sleep(0.2)
+
+    async def rows(self, job_id: str, caller: Caller) -> list[dict[str, object]]:
+        return await all_rows(job_id, self.deps, caller)
+
+    async def assert_downloads_agree(
+        self, job_id: str, caller: Caller, rows: list[dict[str, object]]
+    ) -> None:
+        """The CSV file equals the rows rendered in Python; the JSON file is the rows."""
+        fast, slow = await csv_both_ways(job_id, self.deps, caller)
+        assert fast == slow
+        assert json.loads(await results_json(job_id, self.deps, caller)) == rows
+
+
+@pytest.fixture
+def jobs(
     deps: BulkDeps,
     sessions: async_sessionmaker[AsyncSession],
-    start_worker: list[WorkerProcess],
     worker_env: dict[str, str],
+    broker: redis_sync.Redis,
     tmp_path: Path,
+) -> Iterator[Jobs]:
+    kit = Jobs(deps, sessions, worker_env, tmp_path)
+    yield kit
+    for worker in kit.workers:
+        worker.stop()
+
+
+def assert_each_line_once(rows: list[dict[str, object]], vins: list[str]) -> None:
+    assert [row["line"] for row in rows] == list(range(1, len(vins) + 1))
+    assert [row["input"] for row in rows] == vins
+
+
+async def test_every_line_is_in_the_results_exactly_once_when_a_10000_vin_job_completes(jobs: Jobs) -> None:
+    vins = ultravin.generate(10_000, seed=11, now=NOW)
+    caller = await jobs.caller()
+    jobs.start_worker()
+
+    job = await jobs.submit(vins, caller)
+    status = await jobs.wait_for(job.id, caller)
+
+    assert status.status == "done"
+    assert status.lines == 10_000
+    assert status.invalid == 0
+    assert status.unique_vins + status.duplicates == 10_000
+    assert status.chunks_done == status.chunks == -(-status.unique_vins // CHUNK_SIZE)
+    assert status.progress.done + status.progress.failed == status.unique_vins
+    assert status.summary is not None
+    assert sum(status.summary.by_model_year.values()) > 0
+    rows = await jobs.rows(job.id, caller)
+    assert_each_line_once(rows, vins)
+    assert all(row["vin"] == vin for row, vin in zip(rows, vins, strict=True))
+    assert all(row["error"] is None for row in rows)
+    assert sum(status.summary.by_make.values()) <= sum(1 for row in rows if row["make"] is not None)
+
+
+def corrupt(vin: str, index: int) -> str:
+    kinds = (vin[:-1], vin + "9", vin[:8] + "O" + vin[9:], vin[:5] + "-!" + vin[7:], "")
+    return kinds[index % len(kinds)]
+
+
+async def test_exactly_the_invalid_rows_are_reported_when_a_tenth_of_the_lines_are_invalid(
+    jobs: Jobs,
+) -> None:
+    good = ultravin.generate(900, seed=12, now=NOW)
+    lines: list[str] = []
+    bad_lines: set[int] = set()
+    for index in range(1_000):
+        if index % 10 == 9:
+            lines.append(corrupt(good[index % 900], index // 10))
+            bad_lines.add(index + 1)
+        else:
+            lines.append(good[index - index // 10])
+    caller = await jobs.caller()
+    jobs.start_worker()
+
+    job = await jobs.submit(lines, caller)
+    assert job.invalid == 100
+    assert {row.line for row in job.invalid_rows} == bad_lines
+    status = await jobs.wait_for(job.id, caller)
+
+    assert status.status == "done"
+    assert {row.line for row in status.invalid_rows} == bad_lines
+    rows = await jobs.rows(job.id, caller)
+    assert_each_line_once(rows, lines)
+    errors = {int(str(row["line"])) for row in rows if row["error"] is not None}
+    assert errors == bad_lines
+    codes = {row["error"]["error"] for row in rows if isinstance(row["error"], dict)}
+    assert codes == {"invalid_vin"}
+    await jobs.assert_downloads_agree(job.id, caller, rows)
+
+
+async def test_no_line_is_lost_or_duplicated_when_the_worker_is_killed_mid_job_and_restarted(
+    jobs: Jobs,
+) -> None:
+    vins = ultravin.generate(20_000, seed=13, now=NOW)
+    caller = await jobs.caller()
+    first = jobs.start_worker("first")
+
+    job = await jobs.submit(vins, caller)
+    before = await jobs.wait_for(job.id, caller, until="started")
+    first.kill(signal.SIGKILL)
+    killed = await jobs.status(job.id, caller)
+    assert killed.status == "running"
+    assert killed.chunks_done < killed.chunks, "the job finished before the kill; make it longer"
+    assert before.chunks_done <= killed.chunks_done
+
+    jobs.start_worker("second")
+    status = await jobs.wait_for(job.id, caller, timeout_s=45)
+
+    assert status.status == "done"
+    assert status.chunks_done == status.chunks
+    assert status.progress.done + status.progress.failed == status.unique_vins
+    rows = await jobs.rows(job.id, caller)
+    assert_each_line_once(rows, vins)
+    wrong = [
+        row for row, vin in zip(rows, vins, strict=True) if row["error"] is not None or row["vin"] != vin
+    ]
+    assert wrong == []
+
+
+async def test_cancellation_stops_further_chunks_when_a_job_is_cancelled_mid_run(
+    jobs: Jobs, broker: redis_sync.Redis
+) -> None:
+    vins = ultravin.generate(20_000, seed=14, now=NOW)
+    caller = await jobs.caller()
+    jobs.start_worker()
+
+    job = await jobs.submit(vins, caller)
+    await jobs.wait_for(job.id, caller, until="started")
+    cancelled = await bulk.cancel(job.id, deps=jobs.deps, caller=caller)
+    assert cancelled.status == "cancelled"
+    deadline = time.monotonic() + 30
+    while broker.llen(QUEUE):
+        assert time.monotonic() < deadline, "the worker did not drain the cancelled job's chunks"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # the last chunks taken from the queue finish (and are skipped)
+
+    final = await jobs.status(job.id, caller)
+    assert final.status == "cancelled"
+    assert final.chunks_done == cancelled.chunks_done < final.chunks
+    rows = await jobs.rows(job.id, caller)
+    assert_each_line_once(rows, vins)
+    not_decoded = [row for row in rows if row["error"] is not None]
+    assert not_decoded
+    assert all(isinstance(r["error"], dict) and r["error"]["error"] == "not_decoded" for r in not_decoded)
+    await jobs.assert_downloads_agree(job.id, caller, rows)
+
+
+async def test_another_user_cannot_read_or_cancel_the_job(jobs: Jobs) -> None:
+    owner = await jobs.caller(tier="free")
+    other = await jobs.caller(tier="free")
+    job = await bulk.submit(
+        [InputRow(1, "1HGCM82633A004352"), InputRow(2, "not a vin")], deps=jobs.deps, caller=owner
+    )
+
+    with pytest.raises(JobNotFound):
+        await jobs.status(job.id, other)
+    with pytest.raises(JobNotFound):
+        await jobs.rows(job.id, other)
+    with pytest.raises(JobNotFound):
+        await results_json(job.id, jobs.deps, other)
+    with pytest.raises(JobNotFound):
+        await bulk.cancel(job.id, deps=jobs.deps, caller=other)
+    assert (await jobs.status(job.id, owner)).status == "queued"
+
+
+async def test_lines_are_failed_and_the_job_finishes_when_a_chunk_fails_even_offline(
+    jobs: Jobs, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     vins = ultravin.generate(1_500, seed=15, now=NOW)
     # A duplicate of a line in the broken chunk, and an invalid line with characters COPY escapes.
     lines = [*vins, vins[3], 'not\\a\tvin, "é"']
-    caller = await make_caller(sessions)
-    job = await bulk.submit(bulk.rows_from_list(lines), deps=deps, caller=caller)
+    caller = await jobs.caller()
+    job = await jobs.submit(lines, caller)
     # Corrupt one stored line of chunk 0 before any worker runs: no decoder can read the
     # chunk, so every attempt fails (retried with backoff, then offline, then given up).
     async with transaction(sessions) as session:
@@ -316,14 +335,14 @@ async def test_lines_are_failed_and_the_job_finishes_when_a_chunk_fails_even_off
             text("UPDATE job_items SET vin = 'BAD' WHERE job_id = :job AND chunk_no = 0 AND line = 2"),
             {"job": job.id},
         )
-    new_worker(start_worker, worker_env, tmp_path / "worker.log")
+    jobs.start_worker()
 
-    status = await wait_for(job.id, deps, caller)
+    status = await jobs.wait_for(job.id, caller)
 
     assert status.status == "done"
     assert status.chunks_done == status.chunks == 3
     assert status.progress.failed >= CHUNK_SIZE
-    rows = await all_rows(job.id, deps, caller)
+    rows = await jobs.rows(job.id, caller)
     assert_each_line_once(rows, lines)
     failed = {
         int(str(r["line"]))
@@ -336,30 +355,16 @@ async def test_lines_are_failed_and_the_job_finishes_when_a_chunk_fails_even_off
         for r, vin in zip(rows[CHUNK_SIZE:1500], vins[CHUNK_SIZE:], strict=True)
     )
     assert rows[-1]["error"]["error"] == "invalid_vin"  # type: ignore[index]
-    fast, slow = await csv_both_ways(job.id, deps, caller)
-    assert fast == slow
-    assert [r["line"] for r in json.loads(await results_json(job.id, deps, caller))] == list(
-        range(1, len(lines) + 1)
-    )
+    await jobs.assert_downloads_agree(job.id, caller, rows)
 
 
-async def results_json(job_id: str, deps: BulkDeps, caller: Caller) -> bytes:
-    return b"".join([piece async for piece in bulk.stream_results(job_id, "json", deps=deps, caller=caller)])
-
-
-async def test_watch_yields_every_change_until_the_job_has_finished(
-    deps: BulkDeps,
-    sessions: async_sessionmaker[AsyncSession],
-    start_worker: list[WorkerProcess],
-    worker_env: dict[str, str],
-    tmp_path: Path,
-) -> None:
+async def test_watch_yields_every_change_until_the_job_has_finished(jobs: Jobs) -> None:
     vins = ultravin.generate(3_000, seed=16, now=NOW)
-    caller = await make_caller(sessions)
-    new_worker(start_worker, worker_env, tmp_path / "worker.log")
-    job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
+    caller = await jobs.caller()
+    jobs.start_worker()
+    job = await jobs.submit(vins, caller)
 
-    seen = [s async for s in bulk.watch(job.id, deps=deps, caller=caller, interval_s=0.02)]
+    seen = [s async for s in bulk.watch(job.id, deps=jobs.deps, caller=caller, interval_s=0.02)]
 
     assert seen[-1].finished
     assert seen[-1].status == "done"
@@ -370,7 +375,7 @@ async def test_watch_yields_every_change_until_the_job_has_finished(
     states = [(s.status, s.chunks_done, s.progress.done, s.progress.failed) for s in seen]
     assert all(a != b for a, b in itertools.pairwise(states))  # only changes are yielded
     with pytest.raises(JobNotFound):
-        await anext(bulk.watch(job.id, deps=deps, caller=await make_caller(sessions)))
+        await anext(bulk.watch(job.id, deps=jobs.deps, caller=await jobs.caller()))
 
 
 class _NoQueue:
@@ -430,18 +435,22 @@ async def test_a_cancel_while_a_chunk_decodes_is_neither_blocked_nor_overwritten
     async with transaction(sessions) as session:
         states = (
             await session.execute(
-                text(
-                    "SELECT state, count(*), count(result) FROM job_items WHERE job_id = :job GROUP BY state"
-                ),
+                text("SELECT state, count(*) FROM job_items WHERE job_id = :job GROUP BY state"),
                 {"job": job_id},
             )
         ).all()
+        results = (
+            await session.execute(
+                text("SELECT count(*) FROM job_results WHERE job_id = :job"), {"job": job_id}
+            )
+        ).scalar_one()
         chunks = (
             await session.execute(
                 text("SELECT count(*) FROM job_chunks WHERE job_id = :job"), {"job": job_id}
             )
         ).scalar_one()
-    assert [tuple(s) for s in states] == [("pending", 20, 0)]
+    assert [tuple(s) for s in states] == [("pending", 20)]
+    assert results == 0
     assert chunks == 0
     assert (await bulk.get_status(job_id, deps=deps, caller=caller)).status == "cancelled"
 
@@ -473,16 +482,129 @@ async def test_a_stored_result_of_another_layout_is_rejected_when_a_job_is_read(
     await bulk.process_chunk(job_id, 0, sessions=sessions, vin=vin)
     async with transaction(sessions) as session:
         await session.execute(
-            text(
-                "UPDATE job_items SET result = jsonb_set(result, '{0}', '999') "
-                "WHERE job_id = :job AND line = 4"
-            ),
-            {"job": job_id},
+            text("UPDATE job_results SET layout = 999 WHERE job_id = :job AND line = 4"), {"job": job_id}
         )
 
     with pytest.raises(ResultLayoutMismatch, match="layout 999"):
         await results_json(job_id, deps, caller)
     with pytest.raises((DBAPIError, psycopg.Error), match="stored job result of layout 999"):
         await csv_both_ways(job_id, deps, caller)
-    with pytest.raises(DBAPIError, match="stored job result of layout 999"):
-        await bulk.get_status(job_id, deps=deps, caller=caller)  # its summary counts by field
+    # The summary reads the typed columns, which no layout changes.
+    assert (await bulk.get_status(job_id, deps=deps, caller=caller)).summary is not None
+
+
+def layout_1(vehicle: DecodedVehicle) -> list[object]:
+    """A result as migration 0007 left it in `job_items.result`: layout 1, a JSON array."""
+    dumped = vehicle.model_dump(mode="json", exclude={"raw"})
+    values: list[object] = [1]
+    for f in RESULT_FIELDS:
+        value = dumped[f.path[0]] if len(f.path) == 1 else dumped[f.path[0]][f.path[1]]
+        if f.column == "errors":
+            value = "; ".join(f"{e['code']}: {e['message']}" for e in value) or None
+        elif f.column == "suggestions":
+            value = " ".join(value) or None
+        values.append(value)
+    return [*values, [[e["code"], e["message"]] for e in dumped["errors"]], list(dumped["suggestions"])]
+
+
+async def test_results_stored_before_0008_read_the_same_when_the_schema_is_migrated() -> None:
+    vins = ultravin.generate(40, seed=29, now=NOW, invalid_rate=0.3)
+    decoder = UltravinDecoder()
+    vehicles = decoder.decode_many_sync([DecodeRequest(Vin.parse(v)) for v in vins])
+    vehicles[5] = vehicles[5].model_copy(update={"model": 'Accord, "EX"\nSedan', "trim": ""})
+    assert any(v.errors for v in vehicles)
+    failure = {"error": "decode_failed", "message": "It failed, badly."}
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vinbot-pg0008-")), database="vinbot_0008")
+    url = server.start()
+    try:
+        migrate.upgrade(url, "0007")
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as conn:
+            user = conn.execute(
+                "INSERT INTO users (external_id, tier) VALUES ('old', 'premium') RETURNING id"
+            )
+            user_id = user.fetchone()[0]  # type: ignore[index]
+            conn.execute(
+                "INSERT INTO jobs (id, user_id, channel, status, lines, invalid, unique_vins, chunk_size, "
+                "chunks) VALUES (%s, %s, 'cli', 'done', 43, 1, 41, 500, 1)",
+                ("a" * 32, user_id),
+            )
+            for line, vehicle in enumerate(vehicles, start=1):
+                # Layout 1 for most lines; the JSON object of the first compact-less jobs for some.
+                stored = (
+                    vehicle.model_dump(mode="json", exclude={"raw"}) if line % 3 == 0 else layout_1(vehicle)
+                )
+                conn.execute(
+                    "INSERT INTO job_items (job_id, line, input, vin, chunk_no, state, result) "
+                    "VALUES (%s, %s, %s, %s, 0, %s, %s)",
+                    ("a" * 32, line, vehicle.vin, vehicle.vin, "done", json.dumps(stored)),
+                )
+            conn.execute(
+                "INSERT INTO job_items (job_id, line, input, vin, chunk_no, state, error) VALUES "
+                "(%s, 41, %s, %s, 0, 'failed', %s)",
+                ("a" * 32, vins[0], vins[0], json.dumps(failure)),
+            )
+            conn.execute(
+                "INSERT INTO job_items (job_id, line, input, vin, dup_of, state) "
+                "VALUES (%s, 42, %s, %s, 2, 'pending')",
+                ("a" * 32, vehicles[1].vin, vehicles[1].vin),
+            )
+            conn.execute(
+                "INSERT INTO job_items (job_id, line, input, state, error) "
+                "VALUES (%s, 43, 'x', 'invalid', %s)",
+                ("a" * 32, json.dumps({"error": "invalid_vin", "message": "No."})),
+            )
+
+        migrate.upgrade(url)
+
+        engine = create_engine(url)
+        try:
+            deps = BulkDeps(sessions=session_factory(engine), queue=None)
+            caller = Caller(user_id=user_id, tier="premium", channel="cli")
+            rows = await all_rows("a" * 32, deps, caller)
+            status = await bulk.get_status("a" * 32, deps=deps, caller=caller)
+            fast, slow = await csv_both_ways("a" * 32, deps, caller)
+        finally:
+            await engine.dispose()
+    finally:
+        server.stop()
+
+    decoded = [
+        {"line": line, "input": v.vin, **v.model_dump(mode="json", exclude={"raw"}), "error": None}
+        for line, v in enumerate(vehicles, start=1)
+    ]
+    assert rows[:40] == decoded
+    assert rows[40] == {"line": 41, "input": vins[0], "vin": None, "valid": False, "error": failure}
+    assert rows[41] == {**decoded[1], "line": 42}
+    assert rows[42]["error"] == {"error": "invalid_vin", "message": "No."}
+    assert fast == slow
+    assert status.summary is not None
+    makes = collections.Counter(m for m in [*(v.make for v in vehicles), vehicles[1].make] if m is not None)
+    assert all(makes[make] == n for make, n in status.summary.by_make.items())
+    assert len(status.summary.by_make) == min(len(makes), bulk.SUMMARY_GROUPS)
+
+
+async def test_chunks_finishing_together_neither_deadlock_nor_fail_when_two_workers_write_at_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    deps, caller, job_id = await _in_process_job(
+        sessions, ultravin.generate(CHUNK_SIZE * 2, seed=31, now=NOW)
+    )
+    status = await bulk.get_status(job_id, deps=deps, caller=caller)
+    assert status.chunks == 2
+    both_decoding = asyncio.Barrier(2)
+
+    async def together() -> None:
+        await both_decoding.wait()  # both chunks write their results at the same moment
+
+    vin = VinDeps(decoders={"hooked": _HookedDecoder(together)}, default_provider="hooked")
+
+    outcomes = await asyncio.gather(
+        bulk.process_chunk(job_id, 0, sessions=sessions, vin=vin),
+        bulk.process_chunk(job_id, 1, sessions=sessions, vin=vin),
+    )
+
+    assert [o.skipped for o in outcomes] == [None, None]
+    status = await bulk.get_status(job_id, deps=deps, caller=caller)
+    assert status.status == "done"
+    assert all(row["error"] is None for row in await all_rows(job_id, deps, caller))

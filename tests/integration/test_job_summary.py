@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import insert
 
 from tools.storage import job_repo
-from tools.storage.models import Job, JobItem
+from tools.storage.models import Job, JobItem, JobResult
 from tools.storage.session import transaction
 from tools.storage.user_repo import get_or_create_user
 
@@ -30,27 +30,35 @@ async def test_duplicates_count_with_their_first_line_when_the_summary_groups_by
                 chunks=1,
             )
         )
-        honda, tesla = {"make": "HONDA", "model_year": 2003}, {"make": "TESLA", "model_year": 2019}
+        honda, tesla = ("HONDA", 2003), ("TESLA", 2019)
         rows = [
-            (1, "done", honda, None),
-            (2, "done", tesla, None),
-            (3, "dup", None, 1),
-            (4, "dup", None, 1),
+            (1, "pending", honda, None),
+            (2, "pending", tesla, None),
+            (3, "pending", None, 1),
+            (4, "pending", None, 1),
             (5, "invalid", None, None),
-            (6, "done", {"make": None}, None),
+            (6, "pending", (None, None), None),
         ]
         await session.execute(
             insert(JobItem),
             [
+                {"job_id": "f" * 32, "line": line, "input": "x", "state": state, "dup_of": dup}
+                for line, state, _, dup in rows
+            ],
+        )
+        await session.execute(
+            insert(JobResult),
+            [
                 {
                     "job_id": "f" * 32,
                     "line": line,
-                    "input": "x",
-                    "state": state,
-                    "result": result,
-                    "dup_of": dup,
+                    "layout": job_repo.RESULT_LAYOUT_VERSION,
+                    "make": result[0],
+                    "model_year": result[1],
+                    "cells": "",
                 }
-                for line, state, result, dup in rows
+                for line, _, result, _ in rows
+                if result is not None
             ],
         )
         assert await job_repo.counts_by(session, "f" * 32, "make", limit=10) == [("HONDA", 3), ("TESLA", 1)]

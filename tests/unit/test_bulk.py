@@ -22,7 +22,6 @@ from tools.providers.base import DecodeRequest
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings
 from tools.storage import job_repo
-from tools.storage.job_repo import ResultRow
 from tools.vin import Caller
 from vinbot.decode_cmd import _Inputs, _read_lines
 
@@ -117,9 +116,13 @@ async def test_submit_is_rate_limited_when_the_daily_bulk_quota_is_spent():
     assert queue.sent == []
 
 
-def decoded_row(line: int, vin: str) -> ResultRow:
+def decoded_row(line: int, vin: str) -> dict[str, object]:
     vehicle = UltravinDecoder().decode_sync(DecodeRequest(Vin.parse(vin)))
-    return ResultRow(line, vin, "done", vehicle.model_dump(mode="json", exclude={"raw"}), None)
+    return {"line": line, "input": vin, **vehicle.model_dump(mode="json", exclude={"raw"}), "error": None}
+
+
+def error_row(line: int, text: str, error: dict[str, str]) -> dict[str, object]:
+    return {"line": line, "input": text, "vin": None, "valid": False, "error": error}
 
 
 async def rendered(rows: list[dict[str, object]], fmt: bulk.ResultFormat) -> str:
@@ -132,9 +135,9 @@ async def rendered(rows: list[dict[str, object]], fmt: bulk.ResultFormat) -> str
 
 async def test_results_render_one_row_per_line_with_flattened_fields_when_written_as_csv():
     rows = [
-        bulk.result_row(decoded_row(1, ACCORD)),
-        bulk.result_row(ResultRow(2, "nope", "invalid", None, {"error": "invalid_vin", "message": "bad"})),
-        bulk.result_row(ResultRow(3, TESLA, "pending", None, None), cancelled=True),
+        decoded_row(1, ACCORD),
+        error_row(2, "nope", {"error": "invalid_vin", "message": "bad"}),
+        error_row(3, TESLA, {"error": "not_decoded", "message": bulk.NOT_DECODED_CANCELLED}),
     ]
 
     table = list(csv.DictReader(io.StringIO(await rendered(rows, "csv"))))
@@ -151,7 +154,7 @@ async def test_results_render_one_row_per_line_with_flattened_fields_when_writte
 
 
 async def test_results_are_one_json_array_of_row_objects_when_written_as_json():
-    rows = [bulk.result_row(decoded_row(1, ACCORD))]
+    rows = [decoded_row(1, ACCORD)]
 
     data = json.loads(await rendered(rows, "json"))
 
@@ -175,14 +178,60 @@ def generated_vehicles(n: int = 2_000) -> list:
     )
 
 
-def test_a_compact_row_reads_back_as_the_decoded_fields_when_stored_as_json():
+def awkward(vehicle: DecodedVehicle) -> DecodedVehicle:
+    """The vehicle with text values that CSV quotes and COPY escapes, and an empty string."""
+    return vehicle.model_copy(
+        update={"model": 'Accord, "EX"\nSedan', "trim": "", "series": "Série \\ 2\t3", "doors": 0}
+    )
+
+
+def expected_row(line: int, vehicle: DecodedVehicle) -> dict[str, object]:
+    return {
+        "line": line,
+        "input": vehicle.vin,
+        **vehicle.model_dump(mode="json", exclude={"raw"}),
+        "error": None,
+    }
+
+
+def stored(vehicle: DecodedVehicle, line: int = 3) -> job_repo.ItemResult:
+    return job_repo.ResultRenderer().render(line, vehicle.__dict__)
+
+
+def test_a_stored_result_gives_exactly_the_json_of_the_decoded_fields_when_a_job_is_read():
     vehicles = generated_vehicles()
     assert any(v.errors for v in vehicles)
     assert any(v.suggestions for v in vehicles)
 
-    for vehicle in vehicles:
-        stored = json.loads(json.dumps(job_repo.compact_row(vehicle)))
-        assert job_repo.expand_row(stored) == vehicle.model_dump(mode="json", exclude={"raw"})
+    for vehicle in [*vehicles, awkward(vehicles[7])]:
+        result = stored(vehicle)
+        text = job_repo.result_json(3, vehicle.vin, result.cells, result.detail, None)
+        assert text == json.dumps(expected_row(3, vehicle), ensure_ascii=False)
+
+
+def test_stored_cells_are_the_csv_cells_postgresql_writes_when_a_job_is_read():
+    vehicle = awkward(generated_vehicles(50)[7])
+
+    cells = stored(vehicle).cells
+
+    expected = bulk.csv_cells(expected_row(3, vehicle))[2:]  # after `line` and `input`
+    assert next(csv.reader([cells])) == expected
+    assert ',"",' in cells  # an empty string is quoted, as PostgreSQL's COPY tells it from NULL
+    assert ",," in cells  # NULL is an empty cell
+    assert '"Accord, ""EX""\nSedan"' in cells
+
+
+def test_a_stored_result_keeps_the_summary_columns_when_a_line_is_decoded():
+    vehicle = generated_vehicles(50)[7]
+
+    result = stored(vehicle, line=9)
+
+    assert (result.line, result.valid, result.error) == (9, vehicle.valid, None)
+    assert (result.make, result.model_year, result.vehicle_type) == (
+        vehicle.make,
+        vehicle.model_year,
+        vehicle.vehicle_type,
+    )
 
 
 def test_the_result_layout_is_the_flattened_decoded_vehicle_fields_when_a_row_is_stored():
@@ -195,46 +244,28 @@ def test_the_result_layout_is_the_flattened_decoded_vehicle_fields_when_a_row_is
             flattened += [f"{name}_{sub}" for sub in nested.model_fields]
         else:
             flattened.append(name)
-    vehicle = generated_vehicles(50)[7]
-    row = job_repo.compact_row(vehicle)
-    dumped = vehicle.model_dump(mode="json", exclude={"raw", "errors", "suggestions"})
 
     assert tuple(flattened) == job_repo.RESULT_LAYOUT
     assert tuple(f.column for f in job_repo.RESULT_FIELDS) == job_repo.RESULT_LAYOUT
-    assert row[0] == job_repo.RESULT_LAYOUT_VERSION
-    assert len(row) == 1 + len(job_repo.RESULT_LAYOUT) + 2
-    for column, value in zip(job_repo.RESULT_LAYOUT, row[1:], strict=False):
-        if column in {"errors", "suggestions"}:  # rendered as the CSV shows them
-            continue
-        top, _, sub = column.partition("_")
-        expected = dumped[column] if column in dumped else dumped[top][sub]
-        assert value == expected, column
+    cells = next(csv.reader([stored(generated_vehicles(50)[7]).cells]))
+    assert len(cells) == len(bulk.CSV_COLUMNS) - 2  # all but `line` and `input`
 
 
-def test_a_stored_row_of_another_layout_is_rejected_when_it_is_read():
-    row = json.loads(json.dumps(job_repo.compact_row(generated_vehicles(50)[7])))
-    other_version = [job_repo.RESULT_LAYOUT_VERSION + 1, *row[1:]]
-    unversioned = row[1:]
-    other_length = [*row, None]
+def test_stored_cells_of_another_layout_are_rejected_when_they_are_read():
+    cells = stored(generated_vehicles(50)[7]).cells
 
-    for stored in (other_version, unversioned, other_length, []):
+    for other in (cells + ",extra", cells.split(",", 1)[1], ""):
         with pytest.raises(job_repo.ResultLayoutMismatch, match="layout"):
-            job_repo.expand_row(stored)
-        with pytest.raises(job_repo.ResultLayoutMismatch):
-            bulk.result_row(ResultRow(3, "X", "done", stored, None))
+            job_repo.result_json(3, "X", other, None, None)
 
 
-def test_a_compact_row_renders_the_same_csv_and_json_as_the_fields_when_a_job_is_read():
-    vehicle = generated_vehicles(50)[7]
-    compact = json.loads(json.dumps(job_repo.compact_row(vehicle)))
-    fields = vehicle.model_dump(mode="json", exclude={"raw"})
+def test_a_line_without_a_decode_reads_as_its_error_when_a_job_is_read():
+    error = {"error": "decode_failed", "message": 'It failed, "badly".'}
 
-    as_compact = bulk.result_row(ResultRow(3, vehicle.vin, "done", compact, None))
-    as_fields = bulk.result_row(ResultRow(3, vehicle.vin, "done", fields, None))
+    text = job_repo.result_json(4, 'in"put', None, None, json.dumps(error))
 
-    assert as_compact == as_fields
-    assert bulk.csv_cells(as_compact) == bulk.csv_cells(as_fields)
-    assert len(job_repo.RESULT_FIELDS) + 4 == len(bulk.CSV_COLUMNS)
+    assert json.loads(text) == error_row(4, 'in"put', error)
+    assert next(csv.reader([job_repo.error_cells(error)])) == bulk.csv_cells(error_row(4, "x", error))[2:]
 
 
 def test_the_trusted_build_equals_the_validated_one_when_ultravin_decodes():
@@ -284,15 +315,18 @@ def test_decode_reads_files_with_the_bulk_parser_when_given_csv_or_plain_lines()
     assert (with_header.lines, with_header.texts, with_header.years) == ([2], [ACCORD], [2003])
 
 
-def test_the_offline_fields_give_the_same_compact_rows_as_the_vehicles_when_a_chunk_is_decoded():
+def test_the_offline_fields_give_the_same_stored_results_as_the_vehicles_when_a_chunk_is_decoded():
     vins = ultravin.generate(3_000, seed=23, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
     requests = [DecodeRequest(Vin.parse(v), None if i % 5 else 1990 + i % 35) for i, v in enumerate(vins)]
     decoder = UltravinDecoder()
+    renderer = job_repo.ResultRenderer()
 
     fields = decoder.decode_fields_sync(requests)
     vehicles = decoder.decode_many_sync(requests)
 
-    assert [job_repo.compact_fields(f) for f in fields] == [job_repo.compact_row(v) for v in vehicles]
+    assert [renderer.render(i, f) for i, f in enumerate(fields)] == [
+        renderer.render(i, v.__dict__) for i, v in enumerate(vehicles)
+    ]
     assert [f["valid"] for f in fields] == [v.valid for v in vehicles]
 
 

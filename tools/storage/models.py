@@ -160,10 +160,29 @@ class JobItem(Base):
     year_hint: Mapped[int | None] = mapped_column(SmallInteger)
     chunk_no: Mapped[int | None] = mapped_column(Integer)  # None: invalid, or a duplicate
     dup_of: Mapped[int | None] = mapped_column(Integer)  # the first line with the same VIN and hint
-    state: Mapped[str] = mapped_column(String(16))  # pending | done | failed | invalid
-    # A compact decode row (`job_repo.compact_row`, a JSON array); jobs decoded before it hold an object.
-    result: Mapped[list[Any] | dict[str, Any] | None] = mapped_column(JSONB)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(16))  # pending | invalid (decodes are in `job_results`)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # why the line was rejected
+
+
+class JobResult(Base):
+    """The result of one unique input line, as text already rendered for the results file.
+
+    Upserted by job and line. `cells` and `detail` are of layout `layout`
+    (`job_repo.RESULT_LAYOUT_VERSION`); the summary counts read the typed columns.
+    """
+
+    __tablename__ = "job_results"
+    __table_args__ = (PrimaryKeyConstraint("job_id", "line", name="pk_job_results"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    layout: Mapped[int] = mapped_column(SmallInteger)
+    make: Mapped[str | None] = mapped_column(Text)
+    model_year: Mapped[int | None] = mapped_column(SmallInteger)
+    vehicle_type: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # an error code: the line could not be decoded
+    cells: Mapped[str] = mapped_column(Text)  # its CSV cells after `line` and `input`
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON the CSV cannot carry (errors, error)
 
 
 class JobChunk(Base):
