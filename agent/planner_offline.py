@@ -202,7 +202,8 @@ def _cue(words: str, phrases: str = "") -> _Cue:
 
 # ---------------------------------------------------------------- language detection
 
-# Words typical of one language (a word listed for two languages counts for neither).
+# Words typical of one language (a word listed for two languages counts for neither: "compare" is
+# English and French, so "Compare 2019 RAV4 vs 2019 CR-V" shows no language).
 # Strong markers (greetings, thanks) weigh more.
 _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
     "en": (
@@ -210,7 +211,7 @@ _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
         "horsepower history searches search searched look looked lookup lookups did i you your can do who "
         "this that it its tell about show help for with up when transmission power fuel mileage there "
         "have has does get got check checked u please to be decode decoded find out know would like could "
-        "should any these those they them from were been than more better or",
+        "should any these those they them from were been than more better or compare",
         "hello hi hey thanks thank bye goodbye",
     ),
     "es": (
@@ -232,7 +233,7 @@ _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
         "consulté peux pouvez faire vous êtes aide revoir bonsoir elle il été construite construit fabriquée "
         "fabriqué je ai avec pour sur quoi consommation essence décoder dis montre montrez suis "
         "plaît sont au aux qu ça voici qui rappel rappels parfait compris d'accord c'est s'il j'ai qu'est "
-        "autonomie consommation carburant mixte autoroute ville d'une d'un compare coût",
+        "autonomie consommation carburant mixte autoroute ville d'une d'un compare comparez comparer coût",
         "bonjour merci salut décodez autonomie consommation rappels chevaux ou",
     ),
     "de": (
@@ -241,7 +242,8 @@ _LANGUAGE_WORDS: Final[Mapping[Language, tuple[str, str]]] = {
         "nachgeschlagen kannst können sie wer bist hilfe und mit für auf nicht ich habe hat zeig zeige mir "
         "mich dir fahrzeug wagen getriebe antrieb allrad "
         "verbrauch reichweite gibt alt kostet er kommt woher alles klar verstanden prima suchverlauf "
-        "rückrufe rückrufaktionen stadt autobahn kraftstoffkosten vergleiche oder schafft",
+        "rückrufe rückrufaktionen stadt autobahn kraftstoffkosten vergleiche oder schafft technische daten "
+        "von",
         "hallo danke tschüss bitte servus guten dekodiere dekodieren entschlüssele entschlüssle "
         "entschlüsseln verbrauch reichweite rückrufe rückrufaktionen oder kraftstoffkosten",
     ),
@@ -285,10 +287,26 @@ def detect_language(text: str) -> Language | None:
         "en", "es", "fr" or "de"; None when there is no clear signal (a bare VIN,
         "ok", a tie).
     """
-    return _detect(MessageText.of(text))
+    return _detect(MessageText.of(text)).language
 
 
-def _detect(text: MessageText) -> Language | None:
+# How far the best language must lead the next one for a message to switch away from the
+# language the caller set: a word typical of it ("with", "et", "ist"), or its own letters and
+# marks ("¿"), more than any other language shows. Words of two languages ("compare") count
+# for neither, and a lightly weighed word alone ("es") is only a guess, so "compare X vs Y"
+# with vehicle names and numbers, a bare VIN or "ok" follow the caller.
+_CONFIDENT_LEAD: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Detection:
+    """The language a message shows, if any, and whether it shows it clearly enough to switch to."""
+
+    language: Language | None
+    confident: bool = False
+
+
+def _detect(text: MessageText) -> _Detection:
     scores: dict[Language, float] = dict.fromkeys(LANGUAGES, 0.0)
     compounds = [w for w in text.bag if "'" in w]  # "d'accord", "c'est": telling as a whole
     for word in (*text.words, *compounds):
@@ -306,8 +324,27 @@ def _detect(text: MessageText) -> Language | None:
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     (best, top), (_, second) = ranked[0], ranked[1]
     if top <= 0 or top == second:
-        return None
-    return best
+        return _Detection(None)
+    return _Detection(best, confident=top - second >= _CONFIDENT_LEAD)
+
+
+def _turn_language(detected: _Detection, caller: Language | None, earlier: Sequence[str]) -> Language:
+    """Choose the language of a turn.
+
+    The caller's language (the Telegram user's setting, `language` in `POST /ask`, else the
+    stored user's; it reaches the planner on the system message, see `RunContext.language`)
+    holds unless the message clearly shows another one: a user who writes Spanish gets
+    Spanish, but a bare VIN, "ok" or "compare X vs Y" with only vehicle names and numbers
+    follows the caller. Without a caller's language, a weak guess from the message, then
+    the user's earlier messages, decide; English when nothing does.
+    """
+    if detected.confident and detected.language is not None:
+        return detected.language
+    if caller is not None:
+        return caller
+    if detected.language is not None:
+        return detected.language
+    return next((found for said in earlier if (found := detect_language(said))), "en")
 
 
 # ---------------------------------------------------------------- the decoded vehicle
@@ -507,9 +544,7 @@ def _read_turn(messages: Sequence[BaseMessage], vocabulary: Vocabulary | None = 
         return None
     text = MessageText.of(_message_text(messages[last_human]))
     earlier = [_message_text(m) for m in reversed(messages[:last_human]) if isinstance(m, HumanMessage)]
-    language = _detect(text) or _system_language(messages)
-    if language is None:
-        language = next((found for said in earlier if (found := detect_language(said))), None)
+    language = _turn_language(_detect(text), _system_language(messages), earlier)
     calls: dict[str, ToolCall] = {}
     call_count = 0
     for message in messages:
@@ -520,7 +555,7 @@ def _read_turn(messages: Sequence[BaseMessage], vocabulary: Vocabulary | None = 
     results = tuple(_tool_result(m, calls) for m in messages[last_human + 1 :] if isinstance(m, ToolMessage))
     return Turn(
         text=text,
-        language=language or "en",
+        language=language,
         decoded=_last_decoded(messages, calls),
         next_call=call_count + 1,
         results=results,
@@ -797,6 +832,8 @@ _TOPICS: Final[tuple[tuple[str, _Cue], ...]] = (
     ),
 )
 
+_COMPARE_TOPIC: Final = dict(_TOPICS)["compare"]
+
 # Facts a decode does cover, for follow-ups and for "what year is <VIN>?".
 _FIELDS: Final[tuple[tuple[str, _Cue], ...]] = (
     (
@@ -1034,7 +1071,8 @@ def _vins_rule(turn: Turn) -> PlannerDecision | None:
     if len(vins) > 1:
         return _call(turn, DECODE_VINS, DECODE_VINS, {"vins": vins})
     args: dict[str, Any] = {"vin": vins[0]}
-    year = _stated_year(turn.text)
+    # In "compare <VIN> with a 2019 Civic" the year is the other vehicle's, not a hint for the VIN.
+    year = None if _asks_comparison(turn.text) else _stated_year(turn.text)
     if year is not None:
         args["model_year"] = year
     return _call(turn, DECODE_VIN, DECODE_VIN, args, focus=_fields(turn.text))
@@ -1195,9 +1233,15 @@ _DEFAULT_FACTS: Final = ("combined_mpg", "range_mi", "horsepower", "annual_fuel_
 MAX_COMPARED: Final = 4
 MAX_SEARCH_CHARS: Final = 2000  # search_specs' argument schema (agent/toolkit.py)
 _COMPARE_WORDS: Final = _cue(
-    "compare comparison versus vs compara comparar comparación compare comparer comparaison vergleiche "
+    "compare comparison versus vs compara comparar comparación comparez comparer comparaison vergleiche "
     "vergleichen vergleich",
     "compared to|compared with|against|frente a|par rapport à|im vergleich zu",
+)
+# A request for a vehicle's specifications as a whole ("the specs of <VIN>"): its main figures.
+_SPEC_SHEET_WORDS: Final = _cue(
+    "spec specs specification specifications especificaciones características ficha spécifications "
+    "caractéristiques datenblatt",
+    "datos técnicos|fiche technique|technische daten",
 )
 # Focus entries that name a field no dataset has (`!towing_capacity`): the answer says so.
 UNAVAILABLE_PREFIX: Final = "!"
@@ -2384,26 +2428,70 @@ def _knowledge_focus(turn: Turn) -> tuple[str, ...]:
     return asked + tuple(f"{UNAVAILABLE_PREFIX}{k}" for k in query.unavailable)
 
 
-def _chained_call(turn: Turn) -> PlannerDecision | None:
-    """After a decode in this turn, look up the decoded vehicle when the message asked about it.
+def _decoded_now(turn: Turn) -> tuple[VehicleFacts, ...]:
+    """Return the vehicles this turn's decodes found, in the order the VINs were written."""
+    found: list[VehicleFacts] = []
+    for result in turn.results:
+        if result.data is None or "error" in result.data:
+            continue
+        if result.name == DECODE_VIN:
+            found.append(VehicleFacts.from_summary(result.data))
+        elif result.name == DECODE_VINS:
+            found.extend(_row_facts(row) for row in _list_of_objects(result.data, "results"))
+    return tuple(v for v in found if v.valid and v.make and v.model)
 
-    "Recalls for 1FM5K7D88DGA93688?" first decodes the VIN, then asks `find_recalls` about
-    the decoded year, make and model. At most one look-up follows a decode, so the loop ends.
+
+def _asks_comparison(text: MessageText) -> bool:
+    """Tell whether a message asks to compare ("vs", "compara", "différence", "besser")."""
+    return _COMPARE_WORDS.found_in(text) or _COMPARE_TOPIC.found_in(text)
+
+
+def _chained_call(turn: Turn) -> PlannerDecision | None:
+    """After a decode in this turn, look up the decoded vehicles when the message asked about them.
+
+    A VIN always decodes first (`_vins_rule`); the look-up the message asked for then takes the
+    decoded year, make and model (the tools accept a vehicle a decode named, see
+    `agent.toolkit.vehicle_named`):
+
+    - "Recalls for 1FM5K7D88DGA93688?": `find_recalls` for the decoded vehicle;
+    - "Compare 1FADP3F21EL321063 with 2014 Honda Civic", "<VIN> vs <VIN>": `compare_vehicles`
+      with the decoded vehicles and the ones named;
+    - "What are the specs of <VIN>?", "combined mpg of <VIN>?": `get_specs` for the decoded vehicle.
+
+    At most one look-up follows a decode, so the loop ends. Returns a reply instead of a call when
+    the look-up needs something the message lacks (the year of the vehicle to compare with): the
+    answer then gives the decode and asks for it.
     """
-    if turn.vocabulary is None or turn.last_vehicle is None:
+    vocabulary = turn.vocabulary
+    if vocabulary is None or {r.name for r in turn.results} & KNOWLEDGE_TOOLS:
         return None
-    names = {r.name for r in turn.results}
-    if names & KNOWLEDGE_TOOLS or DECODE_VIN not in names:
+    decoded = _decoded_now(turn)
+    if not decoded:
         return None
-    query = parse_question(turn.text.raw, turn.vocabulary)
-    vehicle = turn.last_vehicle
+    refs = [VehicleArgs(v.model_year, v.make or "", v.model or "") for v in decoded]
+    query = parse_question(turn.text.raw, vocabulary)
+    if _asks_comparison(turn.text):
+        named = [
+            (m, args)
+            for m in query.vehicles
+            if (args := _mention_args(m, vocabulary)) is not None and not _is_decoded(args, decoded)
+        ]
+        if len(refs) + len(named) >= 2:
+            for mention, vehicle in named:
+                if (answer := _check_year(turn, vehicle, mention)) is not None:
+                    return answer
+            vehicles = [v.args() for v in [*refs, *(args for _, args in named)][:MAX_COMPARED]]
+            return _call(turn, "compare", COMPARE_VEHICLES, {"vehicles": vehicles})
+    if len(refs) != 1:
+        return None
+    vehicle = refs[0]
     if query.recalls or _RECALL_WORDS.found_in(turn.text):
         return _call(turn, "recalls", FIND_RECALLS, vehicle.args())
     wanted = tuple(
         f for f in query.facts if f in FACTS_BY_KEY and f not in _DECODE_FACTS and f != "horsepower"
     )
-    if wanted:
-        return _call(turn, "specs", GET_SPECS, vehicle.args(), focus=wanted)
+    if wanted or _SPEC_SHEET_WORDS.found_in(turn.text):
+        return _call(turn, "specs", GET_SPECS, vehicle.args(), focus=wanted or _DEFAULT_FACTS)
     return None
 
 
@@ -2429,9 +2517,11 @@ def _respond(messages: Sequence[BaseMessage], vocabulary: Vocabulary | None = No
         return _Outcome("help", language, _help(language), ())
     if turn.answered:
         chained = _chained_call(turn)
-        if chained is not None:
+        if chained is not None and chained.tool_calls:
             return _Outcome(chained.intent, chained.language, "", chained.tool_calls)
         intent, text = _answer(turn)
+        if chained is not None and chained.reply:
+            text = f"{text}\n\n{chained.reply}"
         return _Outcome(intent, turn.language, text, ())
     decision = _plan(turn)
     return _Outcome(decision.intent, decision.language, decision.reply or "", decision.tool_calls)

@@ -1354,6 +1354,68 @@ def test_message_language_wins_when_it_differs_from_the_system_language():
     assert plan("what car is 1HGCM82633A004352?", [system("de")]).response_metadata["language"] == "en"
 
 
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Compare a 2019 RAV4 and a 2019 CR-V", "en"),
+        ("Compare 1FADP3F21EL321063 with 2014 Honda Civic", "en"),
+        ("Compare la RAV4 2019 et le CR-V 2019", "fr"),
+        ("comparez la RAV4 2019 et le CR-V 2019", "fr"),
+        ("quelle est la différence entre la RAV4 2019 et le CR-V 2019 ?", "fr"),
+        ("compara el RAV4 2019 con el CR-V 2019", "es"),
+        ("Vergleiche den RAV4 2019 mit dem CR-V 2019", "de"),
+        # "compare" is English and French: alone with vehicle names and numbers it shows no language.
+        ("Compare 2019 Toyota RAV4 vs 2019 Honda CR-V", None),
+        ("compare 1FADP3F21EL321063 vs 1HGCM82633A004352", None),
+    ],
+)
+def test_compare_alone_decides_no_language_when_the_other_words_show_the_language(text, language):
+    assert detect_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("text", "caller", "expected"),
+    [
+        # Nothing but vehicle names, numbers, a VIN or "ok": the caller's language holds.
+        ("Compare 2019 Toyota RAV4 vs 2019 Honda CR-V", "en", "en"),
+        ("Compare 2019 Toyota RAV4 vs 2019 Honda CR-V", "fr", "fr"),
+        ("Compare 2019 Toyota RAV4 vs 2019 Honda CR-V", None, "en"),
+        ("1FADP3F21EL321063 vs 1HGCM82633A004352", "de", "de"),
+        (ACCORD_VIN, "es", "es"),
+        ("ok", "de", "de"),
+        ("2019", "fr", "fr"),
+        # A word that is only a guess ("es" is Spanish and German) does not switch either.
+        (f"es {ACCORD_VIN}", "de", "de"),
+        # Words of another language switch: a user who writes Spanish gets Spanish.
+        (f"¿Qué coche es {ACCORD_VIN}?", "en", "es"),
+        ("hola", "fr", "es"),
+        ("Compare la RAV4 2019 et le CR-V 2019", "en", "fr"),
+        ("Compare 1FADP3F21EL321063 with 2014 Honda Civic", "en", "en"),
+        (f"Welches Auto ist {ACCORD_VIN}?", "fr", "de"),
+    ],
+)
+def test_the_callers_language_holds_unless_the_message_clearly_shows_another_one(text, caller, expected):
+    message = plan(text, [system(caller)])
+
+    assert message.response_metadata["language"] == expected
+
+
+def test_the_callers_language_beats_the_earlier_messages_when_the_message_shows_none():
+    history = [system("en"), HumanMessage("hola, ¿qué puedes hacer?"), AIMessage("...")]
+
+    assert plan(ACCORD_VIN, history).response_metadata["language"] == "en"
+
+
+def test_the_answer_keeps_the_callers_language_when_the_user_only_compares_vehicle_names():
+    text = "Compare 2019 Toyota RAV4 vs 2019 Honda CR-V"
+
+    for language in LANGUAGES:
+        reply = plan(text, [system(language)])
+        capabilities = t("capabilities", language, example_vin=ACCORD_VIN)
+        assert reply.response_metadata["language"] == language
+        assert capabilities in text_of(reply)
+
+
 # ---------------------------------------------------------------- the tool loop
 
 

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from fakes import offline_toolkit
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 
 from agent.bootstrap import confidently_routed
 from agent.context import RunContext
 from agent.graph import build_graph
 from agent.planner_offline import OfflinePlanner, route, with_aliases
+from agent.toolkit import vehicle_named
 from evals.scorers import invented_numbers, numbers_in, refusal_marker
 from tools.domain.names import make_key, model_key
 from tools.domain.spec_query import Vocabulary
@@ -50,6 +51,27 @@ EXPLORER_DECODE: dict[str, Any] = {
     "model_year": 2013,
     "body_class": "Sport Utility Vehicle (SUV)/Multi-Purpose Vehicle (MPV)",
     "engine": {"cylinders": 6, "displacement_l": 3.5, "fuel_type_primary": "Gasoline"},
+    "source": {"provider": "offline", "data_version": "vPIC 2026-10"},
+}
+FOCUS_VIN = "1FADP3F21EL321063"
+FOCUS_DECODE: dict[str, Any] = {
+    "vin": FOCUS_VIN,
+    "valid": True,
+    "title": "2014 FORD Focus SE",
+    "make": "FORD",
+    "model": "Focus",
+    "model_year": 2014,
+    "trim": "SE",
+    "source": {"provider": "offline", "data_version": "vPIC 2026-10"},
+}
+ACCORD_VIN = "1HGCM82633A004352"
+ACCORD_DECODE: dict[str, Any] = {
+    "vin": ACCORD_VIN,
+    "valid": True,
+    "title": "2003 HONDA Accord EX-V6",
+    "make": "HONDA",
+    "model": "Accord",
+    "model_year": 2003,
     "source": {"provider": "offline", "data_version": "vPIC 2026-10"},
 }
 EPA_SOURCE = [{"dataset": "EPA/DOE fuel economy (fueleconomy.gov vehicles.csv)", "data_date": "2025-10-28"}]
@@ -490,3 +512,150 @@ async def test_the_offline_planner_takes_a_recognised_spec_turn_before_the_llm_w
     )
     assert result["planner"] == "offline"
     assert "towing capacity" in str(result["messages"][-1].content)
+
+
+# ---------------------------------------------------------------- a VIN, then the look-up it asked for
+
+FOCUS = (2014, "FORD", "Focus")
+CIVIC_2014 = (2014, "Honda", "Civic")
+
+
+def vehicles_of(args: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(v["year"], v["make"], v["model"]) for v in args["vehicles"]]
+
+
+async def after_decode(question: str) -> AIMessage:
+    """The planner's step once the VINs of `question` are decoded (as it planned them)."""
+    [call] = route(ask(question), vocabulary=VOCABULARY).tool_calls  # type: ignore[union-attr]
+    decodes = {FOCUS_VIN: FOCUS_DECODE, ACCORD_VIN: ACCORD_DECODE, EXPLORER_VIN: EXPLORER_DECODE}
+    if call["name"] == "decode_vin":
+        result: dict[str, Any] = decodes[call["args"]["vin"]]
+    else:
+        result = {"results": [decodes[vin] for vin in call["args"]["vins"]]}
+    return await answer(looked_up(question, call["name"], call["args"], result))
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        f"Compare {FOCUS_VIN} with 2014 Honda Civic",
+        f"compara el {FOCUS_VIN} con el Honda Civic 2014",
+        f"Compare le {FOCUS_VIN} avec la Honda Civic 2014",
+        f"Vergleiche {FOCUS_VIN} mit dem Honda Civic 2014",
+        f"{FOCUS_VIN} vs 2014 Honda Civic",
+        f"What's the difference between {FOCUS_VIN} and a 2014 Honda Civic?",
+        f"Is {FOCUS_VIN} better than a 2014 Honda Civic?",
+    ],
+)
+async def test_the_decoded_vin_is_compared_with_the_named_vehicle_when_one_message_asks_for_both(
+    question,
+) -> None:
+    [decode] = route(ask(question), vocabulary=VOCABULARY).tool_calls  # type: ignore[union-attr]
+    reply = await after_decode(question)
+
+    assert (decode["name"], decode["args"]) == ("decode_vin", {"vin": FOCUS_VIN})
+    [call] = reply.tool_calls
+    assert call["name"] == "compare_vehicles"
+    assert vehicles_of(call["args"]) == [FOCUS, CIVIC_2014]
+
+
+async def test_the_decoded_vins_are_compared_when_the_message_sets_two_vins_against_each_other() -> None:
+    reply = await after_decode(f"{FOCUS_VIN} vs {ACCORD_VIN}")
+
+    [call] = reply.tool_calls
+    assert call["name"] == "compare_vehicles"
+    assert vehicles_of(call["args"]) == [FOCUS, (2003, "HONDA", "Accord")]
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        (f"What are the specs of {FOCUS_VIN}?", "en"),
+        (f"¿Cuáles son las especificaciones del {FOCUS_VIN}?", "es"),
+        (f"Quelle est la fiche technique du {FOCUS_VIN} ?", "fr"),
+        (f"Technische Daten von {FOCUS_VIN}", "de"),
+        (f"combined mpg of {FOCUS_VIN}?", "en"),
+    ],
+)
+async def test_the_decoded_vehicles_specs_are_looked_up_when_the_message_asks_for_the_specs_of_a_vin(
+    question, language
+) -> None:
+    reply = await after_decode(question)
+
+    [call] = reply.tool_calls
+    assert call["name"] == "get_specs"
+    assert (call["args"]["year"], call["args"]["make"], call["args"]["model"]) == FOCUS
+    assert reply.response_metadata["language"] == language
+
+
+@pytest.mark.parametrize(
+    "question", [f"decode {FOCUS_VIN}", f"what car is {FOCUS_VIN}?", f"decode {FOCUS_VIN} {ACCORD_VIN}"]
+)
+async def test_the_decode_alone_answers_when_the_message_asks_nothing_more_about_the_vin(question) -> None:
+    reply = await after_decode(question)
+
+    assert reply.tool_calls == []
+    assert "Focus" in str(reply.content)
+
+
+async def test_the_decode_is_given_and_the_year_asked_when_the_vehicle_to_compare_with_has_none() -> None:
+    reply = await after_decode(f"Compare {FOCUS_VIN} with a Honda Civic")
+
+    assert reply.tool_calls == []
+    text = str(reply.content)
+    assert text.startswith("That VIN belongs to a 2014 Ford Focus")
+    assert "Which model year of the Honda Civic?" in text
+
+
+async def test_the_answer_gives_the_decode_and_the_comparison_when_the_comparison_came_back() -> None:
+    question = f"Compare {FOCUS_VIN} with 2014 Honda Civic"
+    decoded = looked_up(question, "decode_vin", {"vin": FOCUS_VIN}, FOCUS_DECODE)
+    compare = await answer(decoded)
+    result = {
+        "vehicles": ["2014 Ford Focus", "2014 Honda Civic"],
+        "rows": [{"fact": "combined_mpg", "unit": "mpg", "values": [30, 33]}],
+        "differences": [{"fact": "combined_mpg", "better": "2014 Honda Civic", "delta": 3}],
+        "chart": True,
+        "sources": EPA_SOURCE,
+    }
+    tool_result = ToolMessage(
+        json.dumps(result), tool_call_id=compare.tool_calls[0]["id"], name="compare_vehicles"
+    )
+    reply = await answer([*decoded, compare, tool_result])
+
+    assert reply.tool_calls == []  # one look-up after a decode: the loop ends
+    text = str(reply.content)
+    assert text.startswith("That VIN belongs to a 2014 Ford Focus")
+    assert "2014 Ford Focus 30 mpg; 2014 Honda Civic 33 mpg" in text
+
+
+async def test_no_earlier_vehicle_is_looked_up_when_the_vin_of_this_message_could_not_be_decoded() -> None:
+    earlier = looked_up(f"decode {EXPLORER_VIN}", "decode_vin", {"vin": EXPLORER_VIN}, EXPLORER_DECODE)
+    question = f"any recalls for {FOCUS_VIN}?"
+    failed = {"error": "vehicle_not_found", "message": "No vehicle is known for this VIN."}
+    turn = looked_up(question, "decode_vin", {"vin": FOCUS_VIN}, failed, n=2)
+
+    reply = await answer([*earlier, AIMessage("(the earlier answer)"), *turn])
+
+    assert reply.tool_calls == []
+
+
+def test_the_knowledge_tools_accept_a_vehicle_that_only_a_decode_in_the_conversation_named() -> None:
+    question = HumanMessage(f"Compare {FOCUS_VIN} with 2014 Honda Civic")
+    decode = ToolMessage(json.dumps(FOCUS_DECODE), tool_call_id="call_1", name="decode_vin")
+    decoded: list[AnyMessage] = [question, decode]
+
+    assert vehicle_named(decoded, 2014, "FORD", "Focus")
+    assert vehicle_named(decoded, 2014, "Honda", "Civic")
+    assert not vehicle_named(decoded[:1], 2014, "FORD", "Focus")  # before the decode: not named
+    assert not vehicle_named(decoded, 2015, "FORD", "Focus")
+
+
+async def test_the_other_vehicles_year_is_no_year_hint_for_the_vin_when_the_message_compares_them() -> None:
+    question = f"Compare {FOCUS_VIN} with a 2019 Honda Civic"
+    [decode] = route(ask(question), vocabulary=VOCABULARY).tool_calls  # type: ignore[union-attr]
+    reply = await after_decode(question)
+
+    assert decode["args"] == {"vin": FOCUS_VIN}
+    [call] = reply.tool_calls
+    assert vehicles_of(call["args"]) == [FOCUS, (2019, "Honda", "Civic")]
