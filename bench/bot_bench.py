@@ -16,6 +16,11 @@ Baselines, measured in the same run on the same machine:
   `--chats` at a time (what the bot wraps: the transport's cost is the difference).
 
     .venv/bin/python -m bench.bot_bench [--updates 1000] [--chats 50] [--rounds 2]
+        [--concurrency N]     the bot's updates in flight (default: the setting, 8)
+        [--profile FILE]      run the bot under cProfile and write its stats to FILE
+
+Each round also prints the CPU per update of the stand-in (this process) and of the
+embedded PostgreSQL and Redis, to tell whether the bench itself is the bottleneck.
 
 Goal (the issue): >= 100 updates/s on 2 cores, with no lost or duplicated reply.
 Everything stops by itself; the bot process and the embedded servers are stopped at the end.
@@ -121,13 +126,23 @@ class BotRound:
     lost: int
     duplicated: int
     bot_cpu_s: float
+    standin_cpu_s: float
+    servers_cpu_s: float  # embedded PostgreSQL and Redis
 
     @property
     def per_s(self) -> float:
         return self.updates / self.seconds
 
 
-async def spawn_bot(infra: Infra, base_url: str, data_dir: Path, log: Path) -> asyncio.subprocess.Process:
+async def spawn_bot(
+    infra: Infra,
+    base_url: str,
+    data_dir: Path,
+    log: Path,
+    *,
+    profile: Path | None = None,
+    concurrency: int | None = None,
+) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VINBOT_", "OPENAI_", "TELEGRAM_"))}
     env.update(
         DATABASE_URL=infra.pg_url,
@@ -141,10 +156,14 @@ async def spawn_bot(infra: Infra, base_url: str, data_dir: Path, log: Path) -> a
         VINBOT_LIMITS__DECODES_PER_MINUTE=str(UNLIMITED),
         VINBOT_LIMITS__DECODES_PER_DAY_FREE=str(UNLIMITED),
     )
+    if concurrency is not None:
+        env["VINBOT_TELEGRAM__CONCURRENT_UPDATES"] = str(concurrency)
+    command = [str(Path(sys.executable).with_name("vinbot")), "bot"]
+    if profile is not None:  # cProfile writes the file when the bot stops on SIGTERM
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command]
     with log.open("wb") as output:
         return await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).with_name("vinbot")),
-            "bot",
+            *command,
             env=env,
             stdout=output,
             stderr=output,
@@ -178,11 +197,14 @@ def _is_answer(markup: object) -> bool:
     )
 
 
-async def bot_round(state: BotState, pid: int, per_chat: Sequence[Sequence[str]], first_id: int) -> BotRound:
+async def bot_round(
+    state: BotState, pid: int, per_chat: Sequence[Sequence[str]], first_id: int, servers: Sequence[int] = ()
+) -> BotRound:
     people = [user(first_id + i, ("en", "es", "fr", "de")[i % 4]) for i in range(len(per_chat))]
     total = sum(map(len, per_chat))
     counter = AnswerCounter(state)
-    cpu = process_cpu_s(pid)
+    cpu, own_cpu = process_cpu_s(pid), time.process_time()
+    servers_cpu = sum(map(process_cpu_s, servers))
     started = time.perf_counter()
     for turn in range(max(map(len, per_chat))):
         for person, texts in zip(people, per_chat, strict=True):
@@ -190,7 +212,8 @@ async def bot_round(state: BotState, pid: int, per_chat: Sequence[Sequence[str]]
                 state.push_text(person, texts[turn])
     await state.wait_for(lambda: sum(counter.update().values()) >= total, within_s=ROUND_TIMEOUT_S)
     seconds = time.perf_counter() - started
-    bot_cpu = process_cpu_s(pid) - cpu
+    bot_cpu, standin_cpu = process_cpu_s(pid) - cpu, time.process_time() - own_cpu
+    servers_cpu = sum(map(process_cpu_s, servers)) - servers_cpu
     await asyncio.sleep(1.0)  # anything sent late would be a duplicate
     got = counter.update()
     expected = {p["id"]: len(texts) for p, texts in zip(people, per_chat, strict=True)}
@@ -198,7 +221,7 @@ async def bot_round(state: BotState, pid: int, per_chat: Sequence[Sequence[str]]
     duplicated = sum(max(0, got[c] - expected[c]) for c in expected) + sum(
         n for c, n in got.items() if c not in expected
     )
-    return BotRound(total, seconds, lost, duplicated, bot_cpu)
+    return BotRound(total, seconds, lost, duplicated, bot_cpu, standin_cpu, servers_cpu)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -220,7 +243,9 @@ async def run(args: argparse.Namespace) -> int:
                 f"CPU {1000 * alone_cpu:.2f} ms/question"
             )
             log = data_dir / "bot.log"
-            process = await spawn_bot(infra, base_url, data_dir, log)
+            process = await spawn_bot(
+                infra, base_url, data_dir, log, profile=args.profile, concurrency=args.concurrency
+            )
             try:
                 await state.wait_for(
                     lambda: state.calls_of("deleteWebhook") or process.returncode is not None,
@@ -233,11 +258,15 @@ async def run(args: argparse.Namespace) -> int:
                 rounds = []
                 requests_before = standin.requests
                 for r in range(args.rounds):
-                    result = await bot_round(state, process.pid, per_chat, first_id=10_000_000 * (r + 1))
+                    result = await bot_round(
+                        state, process.pid, per_chat, first_id=10_000_000 * (r + 1), servers=infra.pids
+                    )
                     rounds.append(result)
                     print(
                         f"  round {r + 1}: {result.per_s:6.1f} updates/s ({result.seconds:.2f} s), "
                         f"bot CPU {1000 * result.bot_cpu_s / result.updates:.2f} ms/update, "
+                        f"stand-in CPU {1000 * result.standin_cpu_s / result.updates:.2f}, "
+                        f"PostgreSQL+Redis CPU {1000 * result.servers_cpu_s / result.updates:.2f} ms/update, "
                         f"lost {result.lost}, duplicated {result.duplicated}"
                     )
             finally:
@@ -267,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--chats", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--concurrency", type=int, help="the bot's updates in flight (VINBOT_TELEGRAM__CONCURRENT_UPDATES)"
+    )
+    parser.add_argument("--profile", type=Path, help="run the bot under cProfile and write its stats here")
     args = parser.parse_args(argv)
     return asyncio.run(run(args))
 

@@ -63,7 +63,7 @@ from tools.providers.base import Limit, RateLimiter
 from tools.settings import LimitSettings, TelegramSettings, Tier
 from tools.storage import conversation_repo, feedback_repo, vin_repo
 from tools.storage.session import transaction
-from tools.storage.user_repo import UserRecord, get_or_create_user, set_language
+from tools.storage.user_repo import UserRecord, find_or_create_user, set_language
 from tools.vin import Caller, VinDeps
 
 logger = logging.getLogger(__name__)
@@ -187,12 +187,9 @@ class Handlers:
         sender, chat = update.effective_user, update.effective_chat
         if sender is None or chat is None:
             raise ValueError("an update without a sender or chat reached a user handler")
-        async with transaction(self.s.sessions) as session:
-            user = await get_or_create_user(
-                session,
-                f"tg:{sender.id}",
-                username=sender.username,
-                language=language_of(sender.language_code),
+        async with conversation_repo.single_statements(self.s.sessions) as db:
+            user = await find_or_create_user(
+                db, f"tg:{sender.id}", username=sender.username, language=language_of(sender.language_code)
             )
         language = _language(user.language)
         return Person(
@@ -547,12 +544,12 @@ class Handlers:
                 answer = await self.s.assistant.ask(
                     text, conversation_id=person.conversation_id, asker=person.asker
                 )
-                await self.send_answer(bot, person, answer)
+            await self.send_answer(bot, person, answer)
 
     async def send_answer(self, bot: Bot, person: Person, answer: Answer) -> None:
         """Send the answer as HTML messages, its charts as photos, and buttons under the last message."""
-        async with self.s.sessions() as session:
-            answer_id = await feedback_repo.latest_answer_id(session, person.conversation_id)
+        async with conversation_repo.single_statements(self.s.sessions) as db:
+            answer_id = await feedback_repo.latest_answer_id(db, person.conversation_id)
         t = person.t
         footer = render.sources_footer(answer.sources, label=t("Sources"))
         for photo, title in _attachments(answer):  # a chart carries its sources, even when forwarded
@@ -769,20 +766,34 @@ def _attachments(answer: Answer) -> list[tuple[bytes, str]]:
 
 @asynccontextmanager
 async def typing(bot: Bot, chat_id: int, every_s: float = TYPING_EVERY_S) -> AsyncIterator[None]:
-    """Show "typing…" in the chat, refreshed every few seconds, until the block ends."""
+    """Show "typing…" in the chat until the block ends: sent now, and again every `every_s`.
 
-    async def refresh() -> None:
-        while True:
-            try:
-                await bot.send_chat_action(chat_id, ChatAction.TYPING)
-            except TelegramError as e:  # the typing hint is cosmetic: never fail the answer for it
-                logger.debug("typing action failed: %s", type(e).__name__)
-            await asyncio.sleep(every_s)
+    Telegram shows the action for about 5 s, so a block that ends sooner (most answers)
+    costs one `sendChatAction` and a timer, no task that outlives it. A request still in
+    flight when the block ends is awaited, not cancelled, so the action never lands after
+    the answer and the HTTP connection is not torn down.
+    """
+    loop = asyncio.get_running_loop()
+    sending: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
 
-    task = asyncio.create_task(refresh())
+    async def send() -> None:
+        try:
+            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as e:  # the typing hint is cosmetic: never fail the answer for it
+            logger.debug("typing action failed: %s", type(e).__name__)
+
+    def refresh() -> None:
+        nonlocal sending, timer
+        if sending is None or sending.done():
+            sending = loop.create_task(send())
+        timer = loop.call_later(every_s, refresh)
+
+    refresh()
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if timer is not None:
+            timer.cancel()
+        if sending is not None:
+            await asyncio.shield(sending)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,8 +30,29 @@ class RatedTurn:
     rated_at: datetime
 
 
-async def latest_answer_id(session: AsyncSession, conversation_id: str) -> int | None:
-    """Return the id of the conversation's newest assistant answer (text, not a tool call)."""
+# An answer's `tool_calls` is SQL NULL, JSON null or [], depending on how it was written.
+_LATEST_ANSWER = """
+    SELECT id FROM (
+        SELECT id, tool_calls FROM messages
+        WHERE conversation_id = %(conversation_id)s AND role = 'assistant'
+        ORDER BY id DESC LIMIT 4
+    ) AS recent
+    WHERE tool_calls IS NULL OR tool_calls IN ('null'::jsonb, '[]'::jsonb)
+    ORDER BY id DESC LIMIT 1
+"""
+
+
+async def latest_answer_id(
+    session: AsyncSession | psycopg.AsyncConnection[Any], conversation_id: str
+) -> int | None:
+    """Return the id of the conversation's newest assistant answer (text, not a tool call).
+
+    On a psycopg connection in autocommit (`conversation_repo.single_statements`) this is
+    one round trip, with no BEGIN and ROLLBACK around it.
+    """
+    if not isinstance(session, AsyncSession):
+        row = await (await session.execute(_LATEST_ANSWER, {"conversation_id": conversation_id})).fetchone()
+        return None if row is None else int(row[0])
     query = (
         select(Message.id, Message.tool_calls)
         .where(Message.conversation_id == conversation_id, Message.role == "assistant")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+PING_IDLE_AFTER_S = 10.0
+"""A pooled connection idle longer than this is pinged before it is lent out."""
+RECYCLE_AFTER_S = 1800
+"""A connection older than this is closed and replaced when it is next checked out."""
+_IDLE_SINCE = "vinbot_idle_since"
 
 
 def async_url(url: str) -> str:
@@ -16,9 +26,45 @@ def async_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
-def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """Create the process's async engine."""
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def create_engine(
+    url: str, *, pool_size: int = 5, ping_idle_after_s: float = PING_IDLE_AFTER_S
+) -> AsyncEngine:
+    """Create the process's async engine; see `ping_idle_connections` for its liveness checks."""
+    engine = create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=10, pool_recycle=RECYCLE_AFTER_S
+    )
+    ping_idle_connections(engine, idle_after_s=ping_idle_after_s)
+    return engine
+
+
+def ping_idle_connections(engine: AsyncEngine, *, idle_after_s: float = PING_IDLE_AFTER_S) -> None:
+    """Ping a pooled connection before lending it out only when it has been idle a while.
+
+    `pool_pre_ping` pings on every checkout: one extra round trip for each transaction,
+    several per bot update or API request. A connection returned moments ago is as alive
+    as the ping would prove, so only one idle longer than `idle_after_s` (the server or a
+    proxy may have closed it meanwhile) is pinged; a dead one is replaced before use, as
+    `pool_pre_ping` would. A connection that dies while in steady use fails its statement
+    instead: SQLAlchemy recognises the disconnect, discards that connection and every
+    older one in the pool, and the next transaction gets a new connection.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _mark_idle(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < idle_after_s:
+            return  # a new connection, or one in steady use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as e:
+            # As `pool_pre_ping`: discard this connection and every older one, then connect anew.
+            raise exc.InvalidatePoolError("an idle pooled connection was closed") from e
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
