@@ -35,7 +35,7 @@ from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings, Settings
 from tools.storage import job_repo
-from tools.storage.job_repo import ChunkItem, ItemResult, JobRecord, NewItem, ResultRenderer
+from tools.storage.job_repo import ChunkItem, ItemResult, JobRecord, NewItem, ResultRenderer, VpicRenderer
 from tools.storage.session import create_engine, session_factory, transaction
 from tools.vin import Caller, VinDeps
 
@@ -746,11 +746,16 @@ async def _decode(items: Sequence[ChunkItem], deps: VinDeps, *, offline: bool) -
     decoder = deps.decoders[name]
     requests = [DecodeRequest(Vin(item.vin), item.year_hint) for item in items]
     if isinstance(decoder, UltravinDecoder):
-        # Jobs store the fields rendered as text: the offline decoder hands them over without
-        # building a `DecodedVehicle` or copying its raw attributes (a third of the cost).
-        fields = decoder.decode_fields_sync(requests)
-    else:
-        fields = [vehicle.__dict__ for vehicle in await decoder.decode_many(requests)] if requests else []
+        # Jobs store the fields rendered as text: the offline decoder's attribute maps are
+        # rendered straight into cells (`VpicRenderer`), with no vehicle or field dict per line.
+        render_row = VpicRenderer(decoder.source).render
+        return [
+            render_row(
+                item.line, row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"])
+            )
+            for item, row in zip(items, decoder.decode_rows_sync(requests), strict=True)
+        ]
+    fields = [vehicle.__dict__ for vehicle in await decoder.decode_many(requests)] if requests else []
     render = ResultRenderer().render
     return [render(item.line, values) for item, values in zip(items, fields, strict=True)]
 

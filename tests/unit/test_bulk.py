@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from tools import bulk
 from tools.bulk import BulkDeps, InputRow
-from tools.domain.vehicle import DecodedVehicle, vehicle_from_vpic
+from tools.domain.vehicle import DecodedVehicle, DecodeSource, vehicle_from_vpic
 from tools.domain.vin import Vin
 from tools.errors import InvalidInput, NotAllowed, RateLimited
 from tools.providers.base import DecodeRequest
@@ -315,21 +315,6 @@ def test_decode_reads_files_with_the_bulk_parser_when_given_csv_or_plain_lines()
     assert (with_header.lines, with_header.texts, with_header.years) == ([2], [ACCORD], [2003])
 
 
-def test_the_offline_fields_give_the_same_stored_results_as_the_vehicles_when_a_chunk_is_decoded():
-    vins = ultravin.generate(3_000, seed=23, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
-    requests = [DecodeRequest(Vin.parse(v), None if i % 5 else 1990 + i % 35) for i, v in enumerate(vins)]
-    decoder = UltravinDecoder()
-    renderer = job_repo.ResultRenderer()
-
-    fields = decoder.decode_fields_sync(requests)
-    vehicles = decoder.decode_many_sync(requests)
-
-    assert [renderer.render(i, f) for i, f in enumerate(fields)] == [
-        renderer.render(i, v.__dict__) for i, v in enumerate(vehicles)
-    ]
-    assert [f["valid"] for f in fields] == [v.valid for v in vehicles]
-
-
 def test_the_chunk_runner_is_closed_once_when_a_solo_or_prefork_worker_shuts_down(
     monkeypatch: pytest.MonkeyPatch,
 ):
@@ -354,3 +339,57 @@ def test_the_chunk_runner_is_closed_once_when_a_solo_or_prefork_worker_shuts_dow
         worker_shutdown.send(sender=None)
         worker_process_shutdown.send(sender=None)
         assert runner.closed == 1
+
+
+def vpic_rendered(renderer: job_repo.VpicRenderer, line: int, row: dict) -> job_repo.ItemResult:
+    return renderer.render(
+        line, row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"])
+    )
+
+
+def vehicle_rendered(line: int, row: dict, source) -> job_repo.ItemResult:
+    vehicle = vehicle_from_vpic(
+        row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"]), source=source
+    )
+    return job_repo.ResultRenderer().render(line, vehicle.__dict__)
+
+
+def test_attributes_render_exactly_as_the_vehicle_does_when_a_chunk_decodes_offline():
+    vins = ultravin.generate(4_000, seed=24, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
+    years = [None if i % 3 else 1981 + i % 47 for i in range(len(vins))]  # some hints out of range
+    rows = ultravin.decode_batch(vins, years=years)
+    decoder = UltravinDecoder()
+    renderer = job_repo.VpicRenderer(decoder.source)
+    assert any(not r["check_digit_valid"] for r in rows)
+    assert any(r["attributes"].get("Suggested VIN") for r in rows)
+
+    for line, row in enumerate(rows, start=1):
+        expected = vehicle_rendered(line, row, decoder.source)
+        assert vpic_rendered(renderer, line, row) == expected
+        assert vpic_rendered(renderer, line, row) == expected  # and again, from the memos
+
+    fallback = UltravinDecoder()
+    fallback._source = DecodeSource(provider="offline", fallback=True, fallback_reason='down, "timeout"')
+    row = rows[5]
+    assert vpic_rendered(job_repo.VpicRenderer(fallback.source), 5, row) == vehicle_rendered(
+        5, row, fallback.source
+    )
+
+
+def test_awkward_attribute_values_render_as_the_vehicle_does_when_read_straight_from_vpic():
+    rows = ultravin.decode_batch(ultravin.generate(40, seed=25, now=datetime(2026, 6, 1)))  # noqa: DTZ001
+    source = UltravinDecoder().source
+    renderer = job_repo.VpicRenderer(source)
+    awkward_values: list[dict[str, object]] = [
+        {"Model": 'Accord, "EX"\nSedan', "Trim": "  ", "Series": "Série \\ 2\t3", "Doors": "0"},
+        {"Make": "", "Engine Brake (hp) From": "150.5", "Displacement (L)": "1.99999", "Turbo": "Yes"},
+        {"Make": ["HONDA", "ACURA"], "Plant City": ["A", "B, C"]},  # lists: read the vehicle's way
+        {"Error Code": "1,14", "Error Text": '1 - Check "digit"; 14 - Partial, data', "Suggested VIN": "X"},
+        {"Error Code": "", "Error Text": "", "Suggested VIN": "1HGCM82633A00435!"},
+        {"Model Year": "not a year", "Doors": "-2", "Transmission Speeds": "6.6"},
+    ]
+    for line, (row, changes) in enumerate(zip(rows, awkward_values, strict=False), start=1):
+        changed = {**row, "attributes": {**row["attributes"], **changes}}
+        assert vpic_rendered(renderer, line, changed) == vehicle_rendered(line, changed, source)
+    missing = {**rows[-1], "attributes": {"Make": "HONDA"}}
+    assert vpic_rendered(renderer, 9, missing) == vehicle_rendered(9, missing, source)

@@ -372,10 +372,58 @@ def _fields(vin: str, attributes: Mapping[str, RawValue], read: _Readers) -> dic
     errors, blocking = read.errors((get("Error Code"), get("Error Text")))
     suggested = read.text(get("Suggested VIN"))
     fields["vin"] = vin
-    fields["valid"] = fields["make"] is not None and not blocking
+    fields["valid"] = is_valid(fields["make"], blocking)
     fields["errors"] = errors
-    fields["suggestions"] = (suggested,) if suggested and "!" not in suggested and suggested != vin else ()
+    fields["suggestions"] = _suggestions(vin, suggested)
     return fields
+
+
+def is_valid(make: str | None, blocking: bool) -> bool:
+    """Tell whether a decode counts as valid: it found a make and no blocking error."""
+    return make is not None and not blocking
+
+
+def _suggestions(vin: str, suggested: str | None) -> tuple[str, ...]:
+    return (suggested,) if suggested and "!" not in suggested and suggested != vin else ()
+
+
+def suggestions_from_vpic(vin: str, suggested: RawValue | None) -> tuple[str, ...]:
+    """Return the `suggestions` field of `vin` from vPIC's raw `Suggested VIN` value."""
+    return _suggestions(vin, _clean_text(suggested)) if suggested else ()
+
+
+def errors_from_vpic(code: RawValue | None, text: RawValue | None) -> tuple[tuple[DecodeIssue, ...], bool]:
+    """Return the `errors` field from vPIC's raw `Error Code` and `Error Text`, and whether one blocks."""
+    return _errors_and_blocking((code, text))
+
+
+class VpicField(NamedTuple):
+    """One `DecodedVehicle` field read from vPIC variables, as `vehicle_from_vpic` reads it.
+
+    `read` takes the raw value of the one variable, or a tuple of the raw values of
+    several (in `variables` order; None for an absent one), and returns the field's value.
+    """
+
+    name: str
+    variables: tuple[str, ...]
+    read: Callable[[Any], Any]
+
+
+def _vpic_fields() -> tuple[VpicField, ...]:
+    table = {
+        **{name: VpicField(name, (variable,), _clean_text) for name, variable in _TEXT_FIELDS.items()},
+        **{name: VpicField(name, (variable,), _clean_integer) for name, variable in _INTEGER_FIELDS.items()},
+        "transmission": VpicField("transmission", _TRANSMISSION_VARIABLES, _transmission),
+        "engine": VpicField("engine", _ENGINE_VARIABLES, _engine),
+        "plant": VpicField("plant", _PLANT_VARIABLES, _plant),
+    }
+    return tuple(table[name] for name in DecodedVehicle.model_fields if name in table)
+
+
+VPIC_FIELDS = _vpic_fields()
+"""The vPIC mapping above as a table, in `DecodedVehicle` field order: the fields read straight
+from vPIC variables (all but `vin`, `valid`, `check_digit_valid`, `errors`, `suggestions`,
+`source` and `raw`). For callers that render decodes without building a vehicle (bulk jobs)."""
 
 
 def _errors_from_vpic(code_field: str | None, text_field: str | None) -> tuple[DecodeIssue, ...]:

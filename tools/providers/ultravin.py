@@ -7,7 +7,7 @@ from typing import Any
 
 import ultravin
 
-from tools.domain.vehicle import DecodedVehicle, DecodeSource, RawValue, trusted_fields, vehicle_from_vpic
+from tools.domain.vehicle import DecodedVehicle, DecodeSource, RawValue, vehicle_from_vpic
 from tools.errors import BadProviderResponse
 from tools.providers.base import DecodeRequest
 
@@ -55,15 +55,17 @@ class UltravinDecoder:
         """Decode many VINs without an event loop (`keep_raw=False`: leave `raw` empty)."""
         return [self._to_vehicle(row, keep_raw=keep_raw) for row in _decode_rows(requests)]
 
-    def decode_fields_sync(self, requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
-        """Decode many VINs into the fields a `DecodedVehicle` would hold (no `raw`), without building it."""
-        source = self._source
-        return [
-            trusted_fields(
-                row["vin"], row["attributes"], check_digit_valid=bool(row["check_digit_valid"]), source=source
-            )
-            for row in _decode_rows(requests)
-        ]
+    def decode_rows_sync(self, requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
+        """Decode many VINs into ultravin's rows (`vin`, `check_digit_valid`, `attributes`, ...), in order.
+
+        For callers that render the attributes themselves (`job_repo.VpicRenderer`, with `source`).
+        """
+        return _decode_rows(requests)
+
+    @property
+    def source(self) -> DecodeSource:
+        """The `DecodeSource` of this decoder's vehicles."""
+        return self._source
 
     def _to_vehicle(self, row: Mapping[str, Any], *, keep_raw: bool = True) -> DecodedVehicle:
         attributes: dict[str, RawValue] = row["attributes"]
