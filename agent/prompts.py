@@ -52,4 +52,4 @@ briefly. Do not paste raw JSON.
 
 # The prompt the assistant is built with; evaluation runs record this name and its hash.
 CURRENT_NAME = "SYSTEM_V2"
-CURRENT: str = SYSTEM_V2
+CURRENT: str = globals()[CURRENT_NAME]

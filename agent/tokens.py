@@ -67,10 +67,20 @@ def count_message_tokens(messages: Sequence[AnyMessage], model: str) -> int:
     return total
 
 
+CACHED_TEXT_CHARS = 4096
+"""Texts up to this long have their counts remembered (4,096 of them: at most ~16 MB per process)."""
+
+
+def count_text_tokens(text: str, model: str) -> int:
+    """Count the tokens of `text` in `model`'s encoding (remembered for recent short texts)."""
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _count_remembered(text, model)
+    return len(encoding_for(model).encode(text, disallowed_special=()))
+
+
 # Every turn re-counts the conversation's history, whose texts do not change: remember them.
 @lru_cache(maxsize=4096)
-def count_text_tokens(text: str, model: str) -> int:
-    """Count the tokens of `text` in `model`'s encoding (remembered for recent texts)."""
+def _count_remembered(text: str, model: str) -> int:
     return len(encoding_for(model).encode(text, disallowed_special=()))
 
 

@@ -43,11 +43,6 @@ from tools.vin import VinDeps
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "vinbot/0.1 (+https://github.com/vinbot)"
-# Connections each process keeps open (up to 10 more are opened, and closed again, under load).
-# With 5, fifty requests in flight closed and reopened a connection every ~10 turns (a
-# PostgreSQL backend forked each time); 15 per process x (API workers + bot + jobs) stays
-# well under PostgreSQL's 100.
-DB_POOL_SIZE = 15
 
 
 @dataclass
@@ -114,7 +109,7 @@ async def open_infrastructure(
         job_queue = CeleryJobQueue(broker_url) if broker_url else None
         if job_queue is not None:
             stack.callback(job_queue.close)
-        engine = create_engine(database_url, pool_size=DB_POOL_SIZE)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         stack.push_async_callback(engine.dispose)
         http = httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
         stack.push_async_callback(http.aclose)

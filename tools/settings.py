@@ -222,6 +222,8 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "text", "json"] = "auto"
 
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    # Connections each process keeps open to PostgreSQL (up to 5 more under bursts).
+    db_pool_size: int = Field(10, ge=1, le=100)
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     upstash_redis_rest_url: str | None = Field(None, validation_alias="UPSTASH_REDIS_REST_URL")
     upstash_redis_rest_token: SecretStr | None = Field(None, validation_alias="UPSTASH_REDIS_REST_TOKEN")

@@ -152,7 +152,7 @@ class QueryVectorCache:
 
     The text is the question's canonical English rendering (`_embedding_text`), so the same
     question asked again, or in another of the four languages, skips the model. Vectors are
-    held as float32 (1.5 kB each; MiniLM's values are float32 to begin with).
+    held as doubles (3 kB each), exactly as the model returned them (OpenAI's are not float32).
     """
 
     def __init__(self, max_entries: int = 1024) -> None:
@@ -175,7 +175,7 @@ class QueryVectorCache:
         """Keep `vector`, forgetting the least recently used one beyond `max_entries`."""
         if self._max <= 0:
             return
-        self._vectors[(model, text)] = array("f", vector)
+        self._vectors[(model, text)] = array("d", vector)
         self._vectors.move_to_end((model, text))
         while len(self._vectors) > self._max:
             self._vectors.popitem(last=False)

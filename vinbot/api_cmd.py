@@ -20,6 +20,8 @@ from fastapi import FastAPI
 from tools.settings import Settings, get_settings
 
 WORKERS_ENV = "VINBOT_API_WORKERS"
+# One worker per usable core, at most this many: each keeps `VINBOT_DB_POOL_SIZE` connections.
+DEFAULT_WORKERS_MAX = 4
 # How the parent tells its workers the -v count it was given (they configure their own logging).
 _VERBOSITY_ENV = "VINBOT_API_VERBOSITY"
 WORKER_APP = "vinbot.api_cmd:worker_app"
@@ -36,7 +38,7 @@ class ApiOptions:
 
 
 def worker_count(given: int | None) -> int:
-    """Return how many worker processes to run: `given`, else `VINBOT_API_WORKERS`, else the CPU count."""
+    """Return the worker processes to run: `given`, else `VINBOT_API_WORKERS`, else the cores (up to 4)."""
     if given is not None:
         return max(1, given)
     configured = os.environ.get(WORKERS_ENV, "").strip()
@@ -45,7 +47,7 @@ def worker_count(given: int | None) -> int:
             return max(1, int(configured))
         except ValueError:
             raise SystemExit(f"{WORKERS_ENV} must be a whole number, not {configured!r}") from None
-    return os.cpu_count() or 1
+    return min(len(os.sched_getaffinity(0)), DEFAULT_WORKERS_MAX)
 
 
 def run_api(settings: Settings, options: ApiOptions) -> int:

@@ -5,7 +5,8 @@ the JSON the CSV cannot carry (`detail`) and typed summary columns. Results stor
 before (`job_items.result`: layout 1, a JSON array, or the older JSON object; and lines
 failed with an error) are rendered into layout 2 here, in SQL, and the column is dropped.
 Downgrading drops `job_results` and gives `job_items.result` back empty: the results of
-jobs decoded since are lost (re-run those jobs).
+every job are lost (the converted ones too), and the old code shows their lines as not
+decoded; re-submit the jobs whose results are still needed, or back up `job_results` first.
 
 Revision ID: 0008
 Revises: 0007
@@ -154,5 +155,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Irreversible for the data: see the module docstring.
     op.add_column("job_items", sa.Column("result", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.drop_table("job_results")

@@ -32,7 +32,7 @@ from api.app import create_app
 from tools.bootstrap import embedded_pg_dir
 from tools.domain.vin import find_vins
 from tools.settings import LimitSettings, Settings
-from vinbot.api_cmd import WORKERS_ENV, worker_count
+from vinbot.api_cmd import DEFAULT_WORKERS_MAX, WORKERS_ENV, worker_count
 
 pytestmark = pytest.mark.e2e
 
@@ -335,7 +335,9 @@ def test_worker_count_comes_from_the_flag_then_the_setting_then_the_cores(
     assert worker_count(5) == 5
     assert worker_count(None) == 3
     monkeypatch.setenv(WORKERS_ENV, "")
-    assert worker_count(None) == (os.cpu_count() or 1)
+    assert worker_count(None) == min(len(os.sched_getaffinity(0)), DEFAULT_WORKERS_MAX)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(16)))
+    assert worker_count(None) == DEFAULT_WORKERS_MAX  # each worker holds a connection pool
     monkeypatch.setenv(WORKERS_ENV, "many")
     with pytest.raises(SystemExit):
         worker_count(None)

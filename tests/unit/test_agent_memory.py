@@ -7,6 +7,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent.memory import to_langchain, to_stored, trim_to_budget
 from agent.tokens import (
+    CACHED_TEXT_CHARS,
+    _count_remembered,
     count_message_tokens,
     count_text_tokens,
     encoding_for,
@@ -92,7 +94,15 @@ def test_history_texts_are_encoded_once_when_the_same_turns_are_counted_again() 
         encoding.encode(str(history[1].tool_calls))
     )
     first = count_message_tokens(history, "gpt-4o-mini")
-    misses = count_text_tokens.cache_info().misses
+    misses = _count_remembered.cache_info().misses
     again = count_message_tokens(history, "gpt-4o-mini")
     assert first == again == expected
-    assert count_text_tokens.cache_info().misses == misses  # nothing was encoded the second time
+    assert _count_remembered.cache_info().misses == misses  # nothing was encoded the second time
+
+
+def test_a_long_text_is_counted_exactly_and_not_remembered_when_it_exceeds_the_cached_size() -> None:
+    text = "Accord " * (CACHED_TEXT_CHARS // 7 + 1)
+    size = _count_remembered.cache_info().currsize
+
+    assert count_text_tokens(text, "gpt-4o-mini") == len(encoding_for("gpt-4o-mini").encode(text))
+    assert _count_remembered.cache_info().currsize == size

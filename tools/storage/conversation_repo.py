@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -70,9 +70,15 @@ async def single_statements(sessions: async_sessionmaker[AsyncSession]) -> Async
         try:
             yield raw
         finally:
-            # Back to the pool as SQLAlchemy lent it; a broken connection is discarded by the pool.
-            with contextlib.suppress(psycopg.Error):
+            # Back to the pool as SQLAlchemy lent it. A connection that cannot be switched back
+            # (broken, busy after a cancelled statement, or the switch itself cancelled) is
+            # discarded: lent out in autocommit, it would commit a later transaction's statements one by one.
+            try:
                 await raw.set_autocommit(False)
+            except BaseException as e:
+                await asyncio.shield(connection.invalidate())
+                if not isinstance(e, psycopg.Error):
+                    raise
 
 
 async def _rows(db: Db, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -293,13 +293,16 @@ async def vector_ranked(
     if not exact:
         await set_ef_search(session, ef_search)
     stmt = vector_statement(vector, f, limit=limit, exact=exact)
-    return list((await session.scalars(stmt)).all())
+    return [int(doc_id) for doc_id, _ in await session.execute(stmt)]
 
 
 def vector_statement(
     vector: Sequence[float], f: DocumentFilter, *, limit: int, exact: bool, walk: int = 1000
-) -> Select[int]:
-    """Return the vector ranking query (see `vector_ranked`).
+) -> Select[int, float]:
+    """Return the vector ranking query (see `vector_ranked`): ids and distances, nearest first.
+
+    Ties (rows sharing an embedding text share a vector) break by id, so that the ranking
+    is the same however it is read (`vector_ranked`, `fused_documents`).
 
     The HNSW query takes the `walk` nearest vectors of any document from the index (the
     walk itself stops at `hnsw.ef_search` candidates) and filters them afterwards, in an
@@ -312,9 +315,10 @@ def vector_statement(
     if exact:
         distance = _D.embedding.cosine_distance(query)
         where = [_D.embedding.is_not(None), *model, *_conditions(f)]
-        # ties (rows sharing an embedding text share a vector) break by id, for stable results
-        return select(_D.id).where(*where).order_by(distance + 0, _D.id).limit(limit)
-    # the index serves `ORDER BY distance LIMIT n` only: a second sort key turns it into a scan
+        ranked = (distance + 0).label("distance")
+        return select(_D.id, ranked).where(*where).order_by(ranked, _D.id).limit(limit)
+    # the index serves `ORDER BY distance LIMIT n` only: a second sort key turns it into a scan,
+    # so ties break by id in the outer query (over `walk` rows at most)
     distance = _N.embedding.cosine_distance(query)
     nearest = (
         select(_N.id, distance.label("distance"))
@@ -325,12 +329,14 @@ def vector_statement(
     )
     conditions = _conditions(f)
     if not conditions:
-        return select(nearest.c.id).order_by(nearest.c.distance).limit(limit)
+        return (
+            select(nearest.c.id, nearest.c.distance).order_by(nearest.c.distance, nearest.c.id).limit(limit)
+        )
     return (
-        select(_D.id)
+        select(_D.id, nearest.c.distance)
         .join(nearest, nearest.c.id == _D.id)
         .where(*conditions)
-        .order_by(nearest.c.distance)
+        .order_by(nearest.c.distance, _D.id)
         .limit(limit)
     )
 
@@ -348,7 +354,7 @@ class FusedHit:
 async def fused_documents(
     session: AsyncSession,
     text_ids: Sequence[int],
-    vector: Select[int] | None,
+    vector: Select[int, float] | None,
     *,
     k: int,
     limit: int,
@@ -382,8 +388,9 @@ async def fused_documents(
         )
     else:
         ranked = vector.subquery("v_ids")
-        # row_number() over the subquery's rows in the order the ranking query returns them
-        vector_ranked = select(ranked.c.id, func.row_number().over().label("rank")).subquery("v")
+        # ranked in the ranking query's own order (by distance, ties by id)
+        rank = func.row_number().over(order_by=(ranked.c.distance, ranked.c.id)).label("rank")
+        vector_ranked = select(ranked.c.id, rank).subquery("v")
         fused = select(
             func.coalesce(text_ranked.c.id, vector_ranked.c.id).label("id"),
             text_ranked.c.rank.label("text_rank"),

@@ -15,6 +15,8 @@ PING_IDLE_AFTER_S = 10.0
 """A pooled connection idle longer than this is pinged before it is lent out."""
 RECYCLE_AFTER_S = 1800
 """A connection older than this is closed and replaced when it is next checked out."""
+MAX_OVERFLOW = 5
+"""Connections opened beyond the pool under a burst, and closed again when returned."""
 _IDLE_SINCE = "vinbot_idle_since"
 
 
@@ -31,7 +33,7 @@ def create_engine(
 ) -> AsyncEngine:
     """Create the process's async engine; see `ping_idle_connections` for its liveness checks."""
     engine = create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=10, pool_recycle=RECYCLE_AFTER_S
+        async_url(url), pool_size=pool_size, max_overflow=MAX_OVERFLOW, pool_recycle=RECYCLE_AFTER_S
     )
     ping_idle_connections(engine, idle_after_s=ping_idle_after_s)
     return engine
