@@ -191,10 +191,12 @@ class GraphAssistant:
             async for event in self._run(self._fallback_parts(messages, context, tokens), run):
                 yield event
         answer = run.answer(conversation_id, context, self._config)
-        await self._remember(conversation_id, [human, *run.new_messages], answer)
+        await self._remember(conversation_id, context.user_id, [human, *run.new_messages], answer)
         yield AnswerEvent(answer=answer)
 
-    async def _remember(self, conversation_id: str, messages: Sequence[AnyMessage], answer: Answer) -> None:
+    async def _remember(
+        self, conversation_id: str, user_id: int, messages: Sequence[AnyMessage], answer: Answer
+    ) -> None:
         """Store the turn; usage and latency go on the final answer row."""
         rows = to_stored(messages, language=answer.language, planner=answer.planner)
         if rows and rows[-1].role == "assistant" and not rows[-1].tool_calls:
@@ -211,7 +213,7 @@ class GraphAssistant:
             latency_ms=answer.latency_ms,
         )
         async with conversation_repo.single_statements(self._sessions) as session:
-            await conversation_repo.append_messages(session, conversation_id, rows)
+            await conversation_repo.append_messages(session, conversation_id, rows, user_id=user_id)
 
     async def _parts(
         self, messages: list[AnyMessage], context: RunContext, tokens: bool

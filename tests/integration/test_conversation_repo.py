@@ -77,6 +77,21 @@ async def test_recent_messages_come_back_oldest_first_with_their_calls_when_the_
     assert (rows[3].input_tokens, rows[3].estimated_cost_usd, rows[1].tool_calls) == (7, 0.5, [CALL])
 
 
+async def test_a_turn_is_not_stored_in_a_conversation_that_another_user_owns_when_appended(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as session, session.begin():
+        gus = (await open_turn(session, "test:c6", "test:gus")).user
+        hal = (await open_turn(session, "test:c7", "test:hal")).user
+        await conversation_repo.append_messages(session, "test:c6", turn("gus asks", "gus"), user_id=gus.id)
+        # The conversation is gus's: a turn opened by hal must not land in it.
+        await conversation_repo.append_messages(session, "test:c6", turn("hal asks", "hal"), user_id=hal.id)
+        stored = (
+            await session.execute(select(Message.content).where(Message.conversation_id == "test:c6"))
+        ).scalars()
+    assert sorted(stored) == sorted(["gus asks", "", '{"vin": "1HGCM82633A004352"}', "gus"])
+
+
 async def test_another_users_conversation_is_refused_and_its_messages_stay_unread_when_opened(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -257,10 +257,13 @@ async def load_messages(session: AsyncSession, conversation_id: str, *, limit: i
 
 
 # Every row as one JSON parameter: one statement, and the same text whatever the row count
-# (prepared once per connection). The conversation is touched in the same statement.
+# (prepared once per connection). The conversation is touched in the same statement. With a
+# user id, nothing is written unless the conversation is still that user's (it was checked
+# when the turn opened, in an earlier statement).
 _APPEND = """
     WITH touched AS (
-        UPDATE conversations SET updated_at = now() WHERE id = %(conversation_id)s
+        UPDATE conversations SET updated_at = now()
+        WHERE id = %(conversation_id)s AND (CAST(%(user_id)s AS bigint) IS NULL OR user_id = %(user_id)s)
     )
     INSERT INTO messages (
         conversation_id, role, content, tool_calls, tool_call_id, tool_name, language, planner,
@@ -278,12 +281,20 @@ _APPEND = """
         role, content, tool_calls, tool_call_id, tool_name, language, planner, input_tokens,
         output_tokens, estimated_cost_usd, latency_ms, ordinal
     )
+    WHERE CAST(%(user_id)s AS bigint) IS NULL OR EXISTS (
+        SELECT 1 FROM conversations c WHERE c.id = %(conversation_id)s AND c.user_id = %(user_id)s
+    )
     ORDER BY r.ordinal
 """
 
 
-async def append_messages(db: Db, conversation_id: str, messages: Sequence[StoredMessage]) -> None:
-    """Append a turn's messages, in order, and touch the conversation (one statement)."""
+async def append_messages(
+    db: Db, conversation_id: str, messages: Sequence[StoredMessage], *, user_id: int | None = None
+) -> None:
+    """Append a turn's messages, in order, and touch the conversation (one statement).
+
+    With `user_id`, only if the conversation is still that user's.
+    """
     if not messages:
         return
     rows = [
@@ -302,7 +313,11 @@ async def append_messages(db: Db, conversation_id: str, messages: Sequence[Store
         }
         for m in messages
     ]
-    params = {"conversation_id": conversation_id, "rows": json.dumps(rows, ensure_ascii=False)}
+    params = {
+        "conversation_id": conversation_id,
+        "user_id": user_id,
+        "rows": json.dumps(rows, ensure_ascii=False),
+    }
     await _rows(db, _APPEND, params)
 
 
