@@ -30,10 +30,13 @@ def worker_env(pg_url: str, redis_url: str, **settings: str) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery -A tools.worker worker` in its own process group."""
 
-    def __init__(self, env: dict[str, str], log: Path, *, concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, *, concurrency: int = 2, pool: str = "prefork"
+    ) -> None:
         self.env = env
         self.log = log
         self.concurrency = concurrency
+        self.pool = pool  # "solo": the worker runs tasks in its own process
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -42,7 +45,7 @@ class WorkerProcess:
             "-A",
             "tools.worker",
             "worker",
-            "--pool=prefork",
+            f"--pool={self.pool}",
             f"--concurrency={self.concurrency}",
             "--without-gossip",
             "--without-mingle",

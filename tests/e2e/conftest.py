@@ -1,14 +1,18 @@
-"""The `vinbot` console script as a real process, on the test session's PostgreSQL and Redis."""
+"""Shared end-to-end fixtures: the `vinbot` console script as a real process, a Telegram
+stand-in per module and a Celery worker process, on the test session's PostgreSQL and Redis."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from celery_worker import WorkerProcess, worker_env
+from standins import serving
+from standins.telegram_api import TelegramStandIn, create_app
 
 VINBOT = str(Path(sys.executable).parent / "vinbot")
 
@@ -37,3 +41,22 @@ def run(pg_url: str, redis_url: str, tmp_path: Path) -> RunVinbot:
         )
 
     return _run
+
+
+@pytest.fixture(scope="module")
+async def telegram() -> AsyncIterator[tuple[TelegramStandIn, str]]:
+    """A Telegram Bot API stand-in served on loopback for the module, and its base URL."""
+    standin = TelegramStandIn()
+    async with serving(create_app(standin)) as url:
+        yield standin, url
+
+
+@pytest.fixture
+def worker(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[None]:
+    """A real Celery worker process (solo pool) on the session's PostgreSQL and Redis."""
+    process = WorkerProcess(worker_env(pg_url, redis_url), tmp_path / "worker.log", pool="solo")
+    process.start(timeout_s=60)
+    try:
+        yield
+    finally:
+        process.stop()

@@ -19,8 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,15 +27,13 @@ from typing import Any
 
 import pytest
 import ultravin
+from bot_harness import make_settings, polling
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from standins import serving
-from standins.telegram_api import BotState, TelegramStandIn, button_data, create_app, user
+from standins.telegram_api import BotState, TelegramStandIn, button_data, user
 
 from agent.planner_offline import EXAMPLE_VIN
-from bot.app import run_polling
-from tools.settings import BulkSettings, LimitSettings, Settings, TelegramSettings
 from tools.storage.models import Conversation, Feedback, User, UserVinHistory
 
 pytestmark = pytest.mark.e2e
@@ -54,47 +51,6 @@ SOURCES = {"en": "Sources:", "es": "Fuentes:", "fr": "Sources:", "de": "Quellen:
 
 def new_user(language: str = "en") -> dict[str, Any]:
     return user(next(_user_ids), language)
-
-
-def make_settings(
-    pg_url: str, redis_url: str, data_dir: Path, base_url: str, token: str, **telegram: Any
-) -> Settings:
-    return Settings(
-        _env_file=None,
-        env="test",
-        database_url=pg_url,
-        redis_url=redis_url,
-        data_dir=data_dir,
-        openai_api_key=None,
-        openai_base_url=None,
-        telegram_bot_token=token,
-        telegram_api_base_url=base_url,
-        telegram=TelegramSettings(poll_timeout_s=1, progress_interval_s=0.2, **telegram),
-        limits=LimitSettings(messages_per_minute=1_000),
-        bulk=BulkSettings(chunk_size=10),
-    )
-
-
-@asynccontextmanager
-async def polling(settings: Settings, state: BotState) -> AsyncIterator[None]:
-    """Run `run_polling` (the body of `vinbot bot`) until the block ends."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(settings, stop=stop))
-    try:
-        await state.wait_for(lambda: state.calls_of("getMe") or task.done(), within_s=120)
-        if task.done():
-            task.result()
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-
-
-@pytest.fixture(scope="module")
-async def telegram() -> AsyncIterator[tuple[TelegramStandIn, str]]:
-    standin = TelegramStandIn()
-    async with serving(create_app(standin)) as url:
-        yield standin, url
 
 
 @pytest.fixture(scope="module")
@@ -483,37 +439,6 @@ async def test_limits_are_explained_with_a_retry_time_when_the_daily_quota_is_sp
 
 
 # ---------------------------------------------------------------- bulk jobs
-
-
-@pytest.fixture
-def worker(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[None]:
-    """A real Celery worker process (solo pool) on the session's PostgreSQL and Redis."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VINBOT_")}
-    env.update(DATABASE_URL=pg_url, REDIS_URL=redis_url, VINBOT_ENV="test")
-    log = tmp_path / "worker.log"
-    argv = [
-        str(Path(sys.executable).with_name("celery")),
-        *("-A", "tools.worker", "worker", "--pool=solo", "--without-gossip", "--without-mingle"),
-        *("--without-heartbeat", "--loglevel=INFO", f"--hostname=tg-{os.getpid()}@%h"),
-    ]
-    with log.open("ab") as handle:
-        proc = subprocess.Popen(  # noqa: S603 - our own virtualenv's celery
-            argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the worker did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.05)
-        yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 async def test_a_csv_file_becomes_a_bulk_job_with_one_progress_message_and_a_results_file(

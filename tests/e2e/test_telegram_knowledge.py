@@ -12,29 +12,21 @@ photos, a CSV file as a bulk job, limits, errors) on a database without the know
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import io
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from bot_harness import make_settings, polling
 from PIL import Image
-from standins import serving
-from standins.telegram_api import BotState, TelegramStandIn, button_data, create_app, user
-
-from bot.app import run_polling
-from tools.settings import BulkSettings, LimitSettings, Settings, TelegramSettings
+from standins.telegram_api import BotState, TelegramStandIn, button_data, user
 
 pytestmark = pytest.mark.e2e
 
@@ -61,13 +53,6 @@ def recall_campaigns(shared_data: Path, make: str, model: str, year: int) -> set
 
 
 @pytest.fixture(scope="module")
-async def telegram() -> AsyncIterator[tuple[TelegramStandIn, str]]:
-    standin = TelegramStandIn()
-    async with serving(create_app(standin)) as url:
-        yield standin, url
-
-
-@pytest.fixture(scope="module")
 async def bot(
     telegram: tuple[TelegramStandIn, str],
     knowledge_url: str,
@@ -77,30 +62,10 @@ async def bot(
     """The bot on the knowledge database, polling the stand-in for the whole module."""
     standin, url = telegram
     state = standin.bot(TOKEN)
-    settings = Settings(
-        _env_file=None,
-        env="test",
-        database_url=knowledge_url,
-        redis_url=redis_url,
-        data_dir=tmp_path_factory.mktemp("bot-knowledge"),
-        openai_api_key=None,
-        openai_base_url=None,
-        telegram_bot_token=TOKEN,
-        telegram_api_base_url=url,
-        telegram=TelegramSettings(poll_timeout_s=1, progress_interval_s=0.2),
-        limits=LimitSettings(messages_per_minute=1_000),
-        bulk=BulkSettings(chunk_size=2),
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(settings, stop=stop))
-    try:
-        await state.wait_for(lambda: state.calls_of("getMe") or task.done(), within_s=120)
-        if task.done():
-            task.result()
+    data_dir = tmp_path_factory.mktemp("bot-knowledge")
+    settings = make_settings(knowledge_url, redis_url, data_dir, url, TOKEN, chunk_size=2)
+    async with polling(settings, state):
         yield state
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 @dataclass
@@ -342,37 +307,6 @@ async def test_specs_recalls_and_compare_buttons_answer_from_the_knowledge_after
 
 
 # ---------------------------------------------------------------- several VINs: a bulk job, then /plan
-
-
-@pytest.fixture
-def worker(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[None]:
-    """A real Celery worker process (solo pool) on the session's PostgreSQL and Redis."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VINBOT_")}
-    env.update(DATABASE_URL=pg_url, REDIS_URL=redis_url, VINBOT_ENV="test")
-    log = tmp_path / "worker.log"
-    argv = [
-        str(Path(sys.executable).with_name("celery")),
-        *("-A", "tools.worker", "worker", "--pool=solo", "--without-gossip", "--without-mingle"),
-        *("--without-heartbeat", "--loglevel=INFO", f"--hostname=tgk-{os.getpid()}@%h"),
-    ]
-    with log.open("ab") as handle:
-        proc = subprocess.Popen(  # noqa: S603 - our own virtualenv's celery
-            argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the worker did not start:\n" + log.read_text()[-3000:])
-            time.sleep(0.05)
-        yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 async def test_several_vins_in_one_message_run_as_a_bulk_job_and_plan_shows_what_was_spent(
