@@ -280,13 +280,14 @@ async def run(args: argparse.Namespace) -> int:
                     ms, cpu, _ = await timed_cpu(lambda q=q: search_specs(q, deps=no_embed, limit=args.k))
                     fts_ms.append(ms)
                     fts_cpu.append(cpu)
-        cache = deps.query_vectors
+        cache, counts = deps.query_vectors, deps.filter_counts
         line(
             "search_specs",
             search_ms,
             "vector: "
             + ", ".join(f"{m} {n}" for m, n in sorted(modes.items()))
-            + f"; query vectors reused {cache.hits} of {cache.hits + cache.misses}",
+            + f"; query vectors reused {cache.hits} of {cache.hits + cache.misses}"
+            + f", filter counts {counts.hits} of {counts.hits + counts.misses}",
         )
         line("  its CPU time (this process, every thread)", search_cpu)
         line("search_specs without the embedder (full text only)", fts_ms)

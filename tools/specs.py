@@ -181,6 +181,46 @@ class QueryVectorCache:
             self._vectors.popitem(last=False)
 
 
+class FilterCounts:
+    """How many documents pass each filter (counted up to a cap), per data version (least recently used out).
+
+    Search counts the documents a fuel, class, drive or year filter passes to choose an exact
+    vector scan or HNSW; the same few filters recur, and their counts change only when the
+    documents do (`knowledge_repo.data_version`, read with the vocabulary).
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max = max_entries
+        self._version = ""
+        self._counts: OrderedDict[DocumentFilter, int] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, version: str, flt: DocumentFilter) -> int | None:
+        """Return the count kept for `flt` under data `version`, or None."""
+        key = _replace(flt, embedding_model=None)
+        held = self._counts.get(key) if version == self._version else None
+        if held is None:
+            self.misses += 1
+            return None
+        self._counts.move_to_end(key)
+        self.hits += 1
+        return held
+
+    def put(self, version: str, flt: DocumentFilter, count: int) -> None:
+        """Keep `count` for `flt` under `version`, forgetting every count of another version."""
+        if self._max <= 0:
+            return
+        if version != self._version:
+            self._counts.clear()
+            self._version = version
+        key = _replace(flt, embedding_model=None)
+        self._counts[key] = count
+        self._counts.move_to_end(key)
+        while len(self._counts) > self._max:
+            self._counts.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class KnowledgeDeps:
     """What the spec, comparison and recall capabilities need, built once per process."""
@@ -191,6 +231,7 @@ class KnowledgeDeps:
     settings: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     vocabulary: VocabularyCache = field(default_factory=VocabularyCache)
     query_vectors: QueryVectorCache = field(default_factory=QueryVectorCache)
+    filter_counts: FilterCounts = field(default_factory=FilterCounts)
 
 
 class SpecNotFound(VehicleNotFound):
@@ -905,7 +946,7 @@ async def search_specs(
     relaxed: list[str] = []
     ranked: list[_Ranked] = []
     try:
-        async with deps.sessions() as session, session.begin():
+        async with repo.reading(deps.sessions) as session:
             # one search: the vector ranking, the fusion and the rows come back in one statement
             load = limit if len(searches) == 1 else None
             for search in searches:
@@ -919,13 +960,23 @@ async def search_specs(
                     settings=settings,
                     chain=chain,
                     load=load,
+                    counts=deps.filter_counts,
+                    version=data_version,
                 )
                 if outcome.loosen is not None:
                     # nothing passes the filters (a year the model does not have, ...): loosen them
                     search, dropped = chain[outcome.loosen]
                     relaxed += [d for d in dropped if d not in relaxed]
                     outcome = await _rank(
-                        session, search, parsed.terms, vector_task, limit=limit, settings=settings, load=load
+                        session,
+                        search,
+                        parsed.terms,
+                        vector_task,
+                        limit=limit,
+                        settings=settings,
+                        load=load,
+                        counts=deps.filter_counts,
+                        version=data_version,
                     )
                 ranked.append(outcome)
             chosen = _interleave([r.fused for r in ranked], limit)
@@ -1019,6 +1070,8 @@ async def _rank(
     settings: KnowledgeSettings,
     chain: Sequence[tuple[DocumentFilter, list[str]]] = (),
     load: int | None = None,
+    counts: FilterCounts | None = None,
+    version: str = "",
 ) -> _Ranked:
     """Rank by full text and by vector under one filter, and fuse the two rankings.
 
@@ -1034,18 +1087,22 @@ async def _rank(
         text_ids = await repo.text_ranked(session, terms, flt, limit=depth)
     else:
         # Over a make or the whole corpus, words every document repeats ("mpg", "fuel cost") rank nothing
-        # and cost a scan: rank by the distinctive words, all of them first, then any.
+        # and cost a scan: rank by the distinctive words, all of them first, then any (in one statement).
         distinctive = [t for t in terms if t not in _BOILERPLATE and not (t.isdigit() and len(t) < 4)]
-        text_ids = await repo.text_ranked(session, distinctive, flt, limit=depth, match="all")
-        if len(text_ids) < limit and len(distinctive) > 1:
-            more = await repo.text_ranked(session, distinctive, flt, limit=depth, cap=TEXT_RANK_CAP)
-            text_ids += [i for i in more if i not in set(text_ids)]
+        text_ids = await repo.text_ranked_all_then_any(
+            session, distinctive, flt, limit=depth, enough=limit, cap=TEXT_RANK_CAP
+        )
     passing: int | None = None  # how many documents pass `flt`, when counted (up to a cap)
     if vector_task is not None and not flt.selective and _has_filters(flt):
         # HNSW filters after the walk (pgvector 0.6): a narrow fuel, class or year filter ("diesel
         # wagon": 100 documents) would leave nothing of it, so the few rows it passes are ranked
         # exactly (through the kind indexes); a broad one ("compact car") walks the index, wider.
-        passing = await repo.count_upto(session, flt, EXACT_SCAN_ROWS + 1)
+        # The count is kept per data version: the same few fuel/class/drive filters recur.
+        passing = counts.get(version, flt) if counts is not None else None
+        if passing is None:
+            passing = await repo.count_upto(session, flt, EXACT_SCAN_ROWS + 1)
+            if counts is not None:
+                counts.put(version, flt, passing)
     if not text_ids and len(chain) > 1 and not passing:
         # the count, when there is one, already says whether anything passes `flt` itself
         start = 0 if passing is None else 1
@@ -1060,11 +1117,16 @@ async def _rank(
     if load is not None:
         statement = None
         if vector is not None:
-            if not exact:
-                await repo.set_ef_search(session, ef_search)
             statement = repo.vector_statement(vector, flt, limit=depth, exact=exact)
             mode = "exact" if exact else "hnsw"
-        hits = await repo.fused_documents(session, text_ids, statement, k=settings.rrf_k, limit=load)
+        hits = await repo.fused_documents(
+            session,
+            text_ids,
+            statement,
+            k=settings.rrf_k,
+            limit=load,
+            ef_search=ef_search if mode == "hnsw" else None,
+        )
         return _Ranked(
             fused=[(h.row.id, h.score) for h in hits],
             text_rank={h.row.id: h.text_rank for h in hits if h.text_rank is not None},

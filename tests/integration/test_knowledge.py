@@ -329,11 +329,7 @@ async def test_the_hnsw_query_walks_the_index_and_the_exact_one_does_not(
     )
 
     async with knowledge_engine.connect() as conn:
-        compiled = stmt.compile(knowledge_engine)
-        params = {
-            k: (str(v).replace(" ", "") if isinstance(v, list) else v) for k, v in compiled.params.items()
-        }
-        lines = (await conn.exec_driver_sql("EXPLAIN " + str(compiled), params)).scalars().all()
+        lines = (await conn.exec_driver_sql("EXPLAIN " + stmt.sql, stmt.params)).scalars().all()
 
     assert any(plan in line for line in lines)
     assert exact == (not any("ix_vehicle_documents_embedding" in line for line in lines))
@@ -347,13 +343,9 @@ async def test_a_filtered_hnsw_query_still_walks_the_index_and_filters_its_candi
     stmt = vector_statement(vector, flt, limit=5, exact=False)
 
     async with knowledge_engine.connect() as conn:
-        compiled = stmt.compile(knowledge_engine, compile_kwargs={"render_postcompile": True})
-        params = {
-            k: (str(v).replace(" ", "") if isinstance(v, list) else v) for k, v in compiled.params.items()
-        }
-        lines = (await conn.exec_driver_sql("EXPLAIN " + str(compiled), params)).scalars().all()
+        lines = (await conn.exec_driver_sql("EXPLAIN " + stmt.sql, stmt.params)).scalars().all()
         await conn.execute(text("SET hnsw.ef_search = 400"))
-        ids = (await conn.exec_driver_sql(str(compiled), params)).scalars().all()
+        ids = (await conn.exec_driver_sql(stmt.sql, stmt.params)).scalars().all()
         classes = (
             await conn.execute(
                 text("SELECT DISTINCT vehicle_class FROM vehicle_documents WHERE id = ANY(:ids)"),
@@ -441,6 +433,86 @@ async def test_first_match_names_the_first_filter_some_document_passes(
         assert await repo.first_match(session, []) is None
         assert await repo.count_upto(session, rav4, 10) == 10
         assert await repo.count_upto(session, nothing, 10) == 0
+
+
+@pytest.mark.parametrize(
+    ("terms", "enough"),
+    [
+        (["toyota", "hybrid"], 5),  # every word matches many rows: no second ranking
+        (["rav4", "prius", "hybrid"], 5),  # no row has all three: the any-word ranking alone
+        (["rav4", "prius", "hybrid"], 0),  # told the first ranking is enough: nothing added
+        (["rav4"], 5),  # one word: all and any are the same ranking
+        (["zzzzqqqq", "yyyyxxxx"], 5),  # nothing matches at all
+    ],
+)
+async def test_all_then_any_ranking_equals_the_two_rankings_run_one_after_the_other(
+    knowledge_engine: AsyncEngine, terms: list[str], enough: int
+) -> None:
+    flt = DocumentFilter(kind="spec", datasets=("epa",))
+    async with session_factory(knowledge_engine)() as session:
+        expected = await repo.text_ranked(session, terms, flt, limit=50, match="all")
+        if len(expected) < enough and len(terms) > 1:
+            more = await repo.text_ranked(session, terms, flt, limit=50, cap=500)
+            expected += [i for i in more if i not in set(expected)]
+        got = await repo.text_ranked_all_then_any(session, terms, flt, limit=50, enough=enough, cap=500)
+
+    assert got == expected
+
+
+async def test_fusion_over_hnsw_sets_ef_search_in_the_same_round_trip(
+    knowledge_engine: AsyncEngine, embedder: LocalMiniLmEmbedder
+) -> None:
+    vector = await embedder.embed_query("a fuel efficient compact car")
+    flt = DocumentFilter(kind="spec", datasets=("epa",), vehicle_class="car", embedding_model=embedder.model)
+    async with session_factory(knowledge_engine)() as session, session.begin():
+        vector_ids = await repo.vector_ranked(session, vector, flt, limit=50, exact=False, ef_search=400)
+        statement = vector_statement(vector, flt, limit=50, exact=False)
+        hits = await repo.fused_documents(session, [], statement, k=60, limit=8, ef_search=400)
+        setting = (await session.execute(text("SELECT current_setting('hnsw.ef_search')"))).scalar_one()
+
+    assert setting == "400"
+    assert [h.row.id for h in hits] == vector_ids[:8]
+    assert [h.vector_rank for h in hits] == list(range(1, 9))
+
+
+async def test_search_statements_autocommit_and_the_connection_goes_back_to_the_pool_transactional(
+    knowledge_url: str,
+) -> None:
+    engine = create_engine(knowledge_url, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        async with repo.reading(sessions) as session:
+            raw = (await (await session.connection()).get_raw_connection()).driver_connection
+            assert raw.autocommit
+            assert await repo.count_upto(session, DocumentFilter(kind="spec"), 3) == 3
+            assert raw.info.transaction_status == 0  # IDLE: nothing left open between statements
+
+        async def fail_midway() -> None:
+            async with repo.reading(sessions) as failing:
+                await repo.count_upto(failing, DocumentFilter(kind="spec"), 3)
+                raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            await fail_midway()
+        async with engine.connect() as conn:
+            again = (await conn.get_raw_connection()).driver_connection
+            assert again is raw
+            assert not again.autocommit
+    finally:
+        await engine.dispose()
+
+
+async def test_a_filter_is_counted_once_per_data_version(deps: KnowledgeDeps) -> None:
+    first = await search_specs("diesel wagon", deps=deps)
+    version = await deps.vocabulary.get_versioned(deps.sessions, "epa")
+    flt = DocumentFilter(kind="spec", datasets=("epa",), fuel="diesel", vehicle_class="wagon")
+    counted = deps.filter_counts.get(version[1], flt)
+    again = await search_specs("diesel wagon", deps=deps)
+
+    assert counted is not None
+    assert 0 < counted <= 1500
+    assert deps.filter_counts.get("another version", flt) is None
+    assert again == first
 
 
 @pytest.mark.parametrize("with_vector", [True, False])

@@ -13,6 +13,7 @@ from tools.domain.recall_components import UNKNOWN, infer_component
 from tools.domain.spec_query import ModelEntry
 from tools.recalls import find_recalls, full_campaign_number, group_campaigns
 from tools.specs import (
+    FilterCounts,
     KnowledgeDeps,
     QueryVectorCache,
     ResolvedVehicle,
@@ -92,6 +93,26 @@ def test_query_vectors_are_kept_by_model_and_text_and_the_least_recent_goes_firs
     assert cache.get("m", "a") == [0.5, 0.25]
     assert cache.get("m", "c") == [0.0, 1.0]
     assert (cache.hits, cache.misses) == (3, 2)
+
+
+def test_filter_counts_are_kept_per_data_version_whatever_the_embedding_model() -> None:
+    counts = FilterCounts(max_entries=2)
+    wagon = DocumentFilter(kind="spec", fuel="diesel", vehicle_class="wagon", embedding_model="m1")
+    suv = DocumentFilter(kind="spec", vehicle_class="suv")
+    counts.put("v1", wagon, 100)
+    counts.put("v1", suv, 1501)
+
+    assert counts.get("v1", DocumentFilter(kind="spec", fuel="diesel", vehicle_class="wagon")) == 100
+    assert counts.get("v1", suv) == 1501
+    assert counts.get("v2", suv) is None  # the documents changed: counted again
+    counts.put("v2", suv, 1400)
+    assert counts.get("v1", suv) is None
+    assert counts.get("v2", wagon) is None
+    assert counts.get("v2", suv) == 1400
+    counts.put("v2", wagon, 90)
+    counts.put("v2", DocumentFilter(kind="spec", drive="awd"), 1501)  # two at most: the oldest goes
+    assert counts.get("v2", suv) is None
+    assert (counts.hits, counts.misses) == (3, 4)
 
 
 def test_rrf_adds_reciprocal_ranks_and_orders_best_first() -> None:
