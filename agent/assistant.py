@@ -30,7 +30,7 @@ from agent.answer import (
     Usage,
 )
 from agent.context import RunContext
-from agent.direct import OfflineTurns, StreamPart
+from agent.direct import ModelTurns, OfflineTurns, StreamPart
 from agent.graph import OFFLINE
 from agent.i18n import t
 from agent.memory import to_langchain, to_stored, trim_to_budget
@@ -90,7 +90,8 @@ class GraphAssistant:
 
     With `direct`, the turns the offline planner takes (all of them when no LLM is
     configured) and the LLM's fallback run through `OfflineTurns`, the same loop without the
-    graph's machinery; the LLM's turns run through `graph`.
+    graph's machinery; the LLM's turns run through `graph`, or, with `model_turns`, through
+    that same loop when no tokens are streamed (`ask`).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class GraphAssistant:
         limiter: RateLimiter | None = None,
         fallback_graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
         direct: OfflineTurns | None = None,
+        model_turns: ModelTurns | None = None,
     ) -> None:
         self._graph = graph
         self._fallback_graph = fallback_graph
@@ -109,6 +111,7 @@ class GraphAssistant:
         self._config = config
         self._limiter = limiter
         self._direct = direct
+        self._model_turns = model_turns
 
     async def ask(
         self, text: str, *, conversation_id: str, asker: Asker, language: Language | None = None
@@ -218,7 +221,7 @@ class GraphAssistant:
     async def _parts(
         self, messages: list[AnyMessage], context: RunContext, tokens: bool
     ) -> AsyncIterator[StreamPart]:
-        """Run the turn: directly when the offline planner takes it, else through the graph."""
+        """Run the turn directly when the offline planner takes it or no token streams, else in the graph."""
         planner: str | None = None
         if self._direct is not None:
             if await self._direct.takes(messages):
@@ -228,6 +231,12 @@ class GraphAssistant:
                     yield part
                 return
             planner = self._config.planner_name  # routed already: the graph need not route again
+        if self._model_turns is not None and not tokens and planner is not None:
+            async for part in self._model_turns.astream(
+                messages, context=context, recursion_limit=self._config.recursion_limit
+            ):
+                yield part
+            return
         async for part in self._graph_parts(self._graph, messages, context, tokens, planner=planner):
             yield part
 

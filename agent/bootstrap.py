@@ -8,7 +8,7 @@ from langchain_core.messages import AnyMessage
 
 from agent import prompts
 from agent.assistant import AssistantConfig, GraphAssistant
-from agent.direct import OfflineTurns
+from agent.direct import ModelTurns, OfflineTurns
 from agent.graph import OFFLINE, build_graph
 from agent.llm import build_chat_model
 from agent.planner_offline import OfflinePlanner, VocabularyLoader, route
@@ -58,19 +58,22 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
     Args:
         settings: The process's settings.
         deps: The tools' dependencies.
-        direct: Run the offline planner's turns without the graph (`agent.direct`); False runs
-            every turn through the compiled graph (the ask bench compares the two).
+        direct: Run the offline planner's turns, and the LLM's turns that stream no tokens,
+            without the graph (`agent.direct`); False runs every turn through the compiled graph
+            (the ask bench compares the two).
     """
     ensure_tiktoken_offline(settings.data_dir / "tiktoken")
     tools = make_toolkit(deps)
     offline = OfflinePlanner(vocabulary_loader=vocabulary_loader(deps))
     offline_graph = build_graph(offline, tools, system_prompt=prompts.CURRENT, planner_name=OFFLINE)
     turns: OfflineTurns | None = None
+    model_turns: ModelTurns | None = None
     if settings.llm_configured:
         planner_name = f"llm:{settings.llm_model}"
         planner_first = settings.agent.planner_first
+        model = build_chat_model(settings)
         graph = build_graph(
-            build_chat_model(settings),
+            model,
             tools,
             system_prompt=prompts.CURRENT,
             planner_name=planner_name,
@@ -87,6 +90,7 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
                 route=_router(offline) if planner_first else None,
                 fallback_only=not planner_first,
             )
+            model_turns = ModelTurns(model, tools, system_prompt=prompts.CURRENT, planner_name=planner_name)
     else:
         planner_name, graph, fallback = OFFLINE, offline_graph, None
         if direct:
@@ -107,4 +111,5 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
         limiter=deps.limiter,
         fallback_graph=fallback,
         direct=turns,
+        model_turns=model_turns,
     )

@@ -76,7 +76,11 @@ class Client:
         return f"anon:ip:{digest}"
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are `async def` although they never await: FastAPI runs a plain
+# `def` dependency in its thread pool, a thread hop per dependency and request.
+
+
+async def get_services(request: Request) -> Services:
     """Return the process's services from the lifespan state."""
     services: Services = request.state.services
     return services
@@ -85,7 +89,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_assistant(services: ServicesDep) -> Assistant:
+async def get_assistant(services: ServicesDep) -> Assistant:
     """Return the assistant."""
     return services.assistant
 
@@ -93,7 +97,7 @@ def get_assistant(services: ServicesDep) -> Assistant:
 AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
+async def get_settings(services: ServicesDep) -> Settings:
     """Return the settings the app was created with."""
     return services.settings
 
@@ -131,7 +135,7 @@ async def current_caller(client: ClientDep, services: ServicesDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
-def get_vin_deps(services: ServicesDep) -> VinDeps:
+async def get_vin_deps(services: ServicesDep) -> VinDeps:
     """Return what the VIN capability needs."""
     return services.vin
 

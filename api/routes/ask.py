@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from api.deps import AssistantDep, ClientDep
 from api.schemas import AskRequest, AskResponse, ErrorResponse, new_conversation_id
@@ -53,4 +53,5 @@ async def ask(body: AskRequest, request: Request, assistant: AssistantDep, clien
         answer = await assistant.ask(
             body.message, conversation_id=conversation_id, asker=asker, language=body.language
         )
-    return JSONResponse(AskResponse.model_validate(answer.model_dump()).model_dump(mode="json"))
+    # `AskResponse` is `Answer` under its API name: serialised once, straight to JSON bytes.
+    return Response(answer.model_dump_json(), media_type="application/json")

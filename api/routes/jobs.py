@@ -44,8 +44,8 @@ class JobRequest(BaseModel):
     years: list[int | None] | None = Field(None, description="One hint (or null) per VIN, if any.")
 
 
-def get_bulk_deps(services: ServicesDep) -> BulkDeps:
-    """Return what the bulk capability needs.
+async def get_bulk_deps(services: ServicesDep) -> BulkDeps:
+    """Return what the bulk capability needs (`async`: no thread-pool hop).
 
     Raises:
         NotAllowed: bulk jobs are off (the server has no Redis for the job queue).

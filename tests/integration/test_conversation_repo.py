@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tools.errors import NotAllowed
 from tools.storage import conversation_repo
 from tools.storage.conversation_repo import StoredMessage
 from tools.storage.models import Conversation, Message, User
-from tools.storage.session import session_factory
+from tools.storage.session import create_engine, session_factory
 from tools.storage.user_repo import get_or_create_user
 
 pytestmark = pytest.mark.integration
@@ -142,3 +143,51 @@ async def test_each_statement_commits_on_its_own_when_sessions_are_on_the_engine
             await session.execute(select(Conversation.user_id).where(Conversation.id == conversation))
         ).scalar()
     assert owner == opened.user.id
+
+
+async def _backend_pid(db: conversation_repo.Db) -> int:
+    assert not isinstance(db, AsyncSession)
+    cursor = await db.execute("SELECT pg_backend_pid()")
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_pooled_connection_goes_back_out_of_autocommit_when_the_statements_are_done(
+    pg_url: str,
+) -> None:
+    engine = create_engine(pg_url, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        async with conversation_repo.single_statements(sessions) as db:
+            first = await _backend_pid(db)
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw.autocommit is False  # a session's transaction is a transaction again
+        async with conversation_repo.single_statements(sessions) as db:
+            assert await _backend_pid(db) == first  # the same pooled connection, lent again
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_connection_is_replaced_when_the_server_closed_it_while_it_was_lent(pg_url: str) -> None:
+    engine = create_engine(pg_url, pool_size=1)
+    try:
+        sessions = session_factory(engine)
+        lent: list[int] = []
+
+        async def closed_under_us() -> None:
+            async with conversation_repo.single_statements(sessions) as db:
+                lent.append(await _backend_pid(db))
+                async with sessions() as admin:  # another connection (overflow) ends this one's backend
+                    await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": lent[0]})
+                await _backend_pid(db)
+
+        with pytest.raises(psycopg.OperationalError):
+            await closed_under_us()
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with conversation_repo.single_statements(sessions) as db:
+            assert await _backend_pid(db) != lent[0]  # a new connection, not the closed one
+    finally:
+        await engine.dispose()

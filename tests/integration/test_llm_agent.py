@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standins import serving
 from standins.openai_api import (
@@ -112,7 +113,7 @@ async def make_assistant(
             http=http,
         )
 
-        def make(**agent: Any) -> GraphAssistant:
+        def make(direct: bool = True, **agent: Any) -> GraphAssistant:
             settings = Settings(
                 DATABASE_URL=pg_url,
                 REDIS_URL=redis_url,
@@ -122,7 +123,7 @@ async def make_assistant(
                 llm_model=MODEL,
                 agent=AgentSettings(**{"planner_first": False, "llm_timeout_s": TIMEOUT_S, **agent}),
             )
-            return build_assistant(settings, build_tool_deps(settings, infra))
+            return build_assistant(settings, build_tool_deps(settings, infra), direct=direct)
 
         yield make
 
@@ -245,6 +246,57 @@ async def test_model_answer_follows_the_decode_when_the_model_calls_decode_vin_w
     assert result["tool_call_id"] == call_id
     assert json.loads(result["content"])["title"] == ACCORD_TITLE
     assert standin.unplanned == 0
+
+
+async def test_turns_without_tokens_send_the_graphs_requests_and_store_its_messages_when_run_directly(
+    standin, make_assistant, db_sessions
+) -> None:
+    # `ask` runs the LLM's turns in `agent.direct.ModelTurns`; `direct=False` runs them in the graph.
+    seen = []
+    for direct in (True, False):
+        standin.reset()
+        name = f"direct-{direct}"
+        conversation = f"test:{name}"
+        assistant = make_assistant(direct=direct)
+        answers = []
+        for question, replies in (
+            (
+                f"What car is {ACCORD}?",
+                [
+                    tool_calls(ToolCall("decode_vin", {"vin": ACCORD}, id="call_1"), prompt_tokens=410),
+                    text("A 2003 Honda Accord EX-V6.", prompt_tokens=530, completion_tokens=8),
+                ],
+            ),
+            ("and its engine?", [text("A 3.0 L V6.", prompt_tokens=600, completion_tokens=6)]),
+        ):
+            standin.plan(*replies)
+            answer = await assistant.ask(question, conversation_id=conversation, asker=asker(name))
+            answers.append(
+                answer.model_dump(
+                    exclude={
+                        "latency_ms": True,
+                        "conversation_id": True,
+                        "tool_calls": {"__all__": {"duration_ms"}},
+                    }
+                )
+            )
+        async with db_sessions() as session:
+            stored = (
+                await session.execute(
+                    sql(
+                        "SELECT role, content, tool_calls, tool_call_id, tool_name, language, planner, "
+                        "input_tokens, output_tokens, estimated_cost_usd FROM messages "
+                        "WHERE conversation_id = :c ORDER BY id"
+                    ),
+                    {"c": conversation},
+                )
+            ).all()
+        seen.append(([r.body for r in standin.received], answers, [tuple(row) for row in stored]))
+    assert seen[0] == seen[1]
+    bodies, answers, stored = seen[0]
+    assert len(bodies) == 3
+    assert [a["answer"] for a in answers] == ["A 2003 Honda Accord EX-V6.", "A 3.0 L V6."]
+    assert [row[0] for row in stored] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
 
 
 async def test_stream_yields_tokens_in_order_and_ends_with_the_answer_when_the_model_writes_it(

@@ -216,3 +216,43 @@ async def test_routed_turns_only_are_taken_when_a_router_is_given(tools) -> None
     assert await routed.takes(question)
     assert not await routed.takes(other)
     assert not await fallback.takes(question)
+
+
+async def test_toolkit_tools_answer_as_their_ainvoke_does_when_called_plainly(tools) -> None:
+    from langchain.tools import ToolRuntime
+
+    from agent.direct import _PlainTool
+
+    plain = {t.name: _PlainTool.of(t) for t in tools}
+    assert all(p is not None for p in plain.values())  # every toolkit tool skips LangChain's machinery
+    state = {"messages": [HumanMessage(f"decode {ACCORD}, or 1HGCM82633AOO4352")], "planner": OFFLINE}
+    for args in ({"vin": ACCORD}, {"vin": ACCORD, "model_year": 2003}, {"vin": "1HGCM82633AOO4352"}):
+        answers = []
+        for how in ("plain", "ainvoke"):
+            runtime = ToolRuntime(
+                state=state,
+                context=CONTEXT,
+                config={},
+                stream_writer=lambda _: None,
+                tool_call_id="call_1",
+                store=None,
+                tools=tools,
+            )
+            given = {**args, "runtime": runtime}
+            decode = next(t for t in tools if t.name == "decode_vin")
+            if how == "plain":
+                message = await plain["decode_vin"].call(given, "call_1")  # type: ignore[union-attr]
+            else:
+                message = await decode.ainvoke(
+                    {"name": "decode_vin", "args": given, "id": "call_1", "type": "tool_call"}
+                )
+            answers.append(
+                (
+                    message.content,
+                    _artifact(message.artifact),
+                    message.name,
+                    message.tool_call_id,
+                    message.status,
+                )
+            )
+        assert answers[0] == answers[1]

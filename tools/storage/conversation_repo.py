@@ -13,6 +13,7 @@ import psycopg
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from tools.errors import NotAllowed
 from tools.storage.models import Conversation, Message
@@ -55,30 +56,35 @@ async def single_statements(sessions: async_sessionmaker[AsyncSession]) -> Async
 
     For the assistant's turn, whose reads and writes are each one statement (atomic on its
     own); a statement that fails changes nothing. The statements go to the pooled psycopg
-    connection itself: each of them costs half the CPU it costs through a SQLAlchemy
-    session. Sessions bound to a connection rather than an engine (the tests' rolled-back
-    outer transaction) run them in one transaction instead.
+    connection itself, checked out of the engine's pool directly (its checkout and checkin
+    events, liveness ping and reset included): each statement costs half the CPU it costs
+    through a SQLAlchemy session, and the checkout a third less than through `AsyncEngine.connect`.
+    Sessions bound to a connection rather than an engine (the tests' rolled-back outer
+    transaction) run them in one transaction instead.
     """
     bind = sessions.kw.get("bind")
     if not isinstance(bind, AsyncEngine):
         async with sessions() as session, session.begin():
             yield session
         return
-    async with bind.connect() as connection:
-        raw = cast(psycopg.AsyncConnection[Any], (await connection.get_raw_connection()).driver_connection)
+    pooled = await greenlet_spawn(bind.sync_engine.pool.connect)
+    try:
+        raw = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
         await raw.set_autocommit(True)
         try:
             yield raw
         finally:
-            # Back to the pool as SQLAlchemy lent it. A connection that cannot be switched back
+            # Back to the pool as it was lent. A connection that cannot be switched back
             # (broken, busy after a cancelled statement, or the switch itself cancelled) is
             # discarded: lent out in autocommit, it would commit a later transaction's statements one by one.
             try:
                 await raw.set_autocommit(False)
             except BaseException as e:
-                await asyncio.shield(connection.invalidate())
+                await asyncio.shield(greenlet_spawn(pooled.invalidate, e))
                 if not isinstance(e, psycopg.Error):
                     raise
+    finally:
+        await asyncio.shield(greenlet_spawn(pooled.close))
 
 
 async def _rows(db: Db, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
