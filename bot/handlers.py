@@ -398,7 +398,7 @@ class Handlers:
             await self.too_large(message, person, MAX_PHOTO_BYTES)
             return
         await self.spend_message(person)
-        async with typing(context.bot, person.chat_id):
+        async with typing(context.bot, person.chat_id, after_s=self.s.telegram.typing_after_s):
             image = await self.download(context.bot, file_id, MAX_PHOTO_BYTES)
             if image is None:
                 await self.too_large(message, person, MAX_PHOTO_BYTES)
@@ -540,7 +540,7 @@ class Handlers:
         """Ask the assistant with the typing action on, then send the answer with its buttons."""
         await self.spend_message(person)
         with log_context(conversation_id=person.conversation_id):
-            async with typing(bot, person.chat_id):
+            async with typing(bot, person.chat_id, after_s=self.s.telegram.typing_after_s):
                 answer = await self.s.assistant.ask(
                     text, conversation_id=person.conversation_id, asker=person.asker
                 )
@@ -765,13 +765,16 @@ def _attachments(answer: Answer) -> list[tuple[bytes, str]]:
 
 
 @asynccontextmanager
-async def typing(bot: Bot, chat_id: int, every_s: float = TYPING_EVERY_S) -> AsyncIterator[None]:
-    """Show "typing…" in the chat until the block ends: sent now, and again every `every_s`.
+async def typing(
+    bot: Bot, chat_id: int, *, after_s: float = 0.0, every_s: float = TYPING_EVERY_S
+) -> AsyncIterator[None]:
+    """Show "typing…" in the chat while the block runs longer than `after_s`, again every `every_s`.
 
-    Telegram shows the action for about 5 s, so a block that ends sooner (most answers)
-    costs one `sendChatAction` and a timer, no task that outlives it. A request still in
-    flight when the block ends is awaited, not cancelled, so the action never lands after
-    the answer and the HTTP connection is not torn down.
+    Telegram recommends the action only when the answer takes a noticeable time: an answer
+    that comes within `after_s` (most of them) costs no `sendChatAction` at all, only a
+    timer, and no task outlives the block. The action lasts about 5 s, hence the refresh.
+    A request still in flight when the block ends is awaited, not cancelled, so the action
+    never lands after the answer and the HTTP connection is not torn down.
     """
     loop = asyncio.get_running_loop()
     sending: asyncio.Task[None] | None = None
@@ -789,7 +792,10 @@ async def typing(bot: Bot, chat_id: int, every_s: float = TYPING_EVERY_S) -> Asy
             sending = loop.create_task(send())
         timer = loop.call_later(every_s, refresh)
 
-    refresh()
+    if after_s > 0:
+        timer = loop.call_later(after_s, refresh)
+    else:
+        refresh()
     try:
         yield
     finally:

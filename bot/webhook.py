@@ -4,10 +4,16 @@
 
 Telegram POSTs each update with the secret given to `setWebhook` in the
 `X-Telegram-Bot-Api-Secret-Token` header; a request without it is refused (403).
-An update is acknowledged at once and handled by the application's own queue.
+
+An update is handled before its request is answered. The Bot API server sends a
+chat's next update only after the webhook has answered the previous one (updates
+of different chats go in parallel, up to `setWebhook`'s `max_connections`), so
+handling inside the request keeps each chat's order even when the updates land in
+different API worker processes, while the workers share the load of all chats.
 Telegram redelivers an update it thinks failed, and several API processes may
 receive it, so each `update_id` is claimed once in Redis (`SET NX` with a TTL) and
-a second delivery is acknowledged without being handled again.
+a second delivery is acknowledged without being handled again. A handler's error
+ends in the bot's error handler and the update is still acknowledged (handled).
 
 The router's lifespan opens the bot's own services next to the API's (the two
 rooms stay independent), starts the application and registers the webhook.
@@ -99,7 +105,9 @@ class TelegramWebhook:
             )
         if not await self._claim(application.bot.id, update.update_id):
             return JSONResponse({"ok": True, "duplicate": True})
-        await application.update_queue.put(update)
+        # Through the application's update processor: its per-conversation lock and its
+        # limit on updates in flight (the database pool's size) apply here as in polling.
+        await application.update_processor.process_update(update, application.process_update(update))
         return JSONResponse({"ok": True})
 
     async def _claim(self, bot_id: int, update_id: int) -> bool:

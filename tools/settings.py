@@ -195,6 +195,9 @@ class TelegramSettings(BaseModel):
     concurrent_updates: int = Field(
         8, ge=1, le=256, description="Updates handled at once (different chats; one chat's in order)."
     )
+    typing_after_s: float = Field(
+        1.0, ge=0, description="Show the typing action only for answers that take longer than this."
+    )
 
     def messages_per_day(self, tier: Tier) -> int:
         """Return how many messages a user of `tier` may send the bot per day."""

@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the Telegram bot (long polling)",
         description="Run the Telegram bot with long polling (needs TELEGRAM_BOT_TOKEN; "
         "TELEGRAM_API_BASE_URL points it at a self-hosted Bot API server). In webhook mode "
-        "(VINBOT_TELEGRAM__MODE=webhook) `vinbot api` serves /telegram/webhook instead.",
+        "(VINBOT_TELEGRAM__MODE=webhook) `vinbot api` serves /telegram/webhook instead, in each "
+        "of its worker processes: the way to use more than one core.",
     )
 
     ingest = commands.add_parser(

@@ -62,7 +62,10 @@ async def bot(
 ) -> AsyncIterator[BotState]:
     standin, url = telegram
     state = standin.bot(TOKEN)
-    settings = make_settings(pg_url, redis_url, tmp_path_factory.mktemp("bot-data"), url, TOKEN)
+    # The typing action from the first moment, so that the tests see it for fast answers too.
+    settings = make_settings(
+        pg_url, redis_url, tmp_path_factory.mktemp("bot-data"), url, TOKEN, typing_after_s=0
+    )
     async with polling(settings, state):
         yield state
 

@@ -17,11 +17,20 @@ its size is the image's; an uploaded document's MIME type is guessed from its fi
 Each bot token has its own `BotState`: tests push updates (`push_text`, `push_command`,
 `push_callback`, `push_photo`, `push_document`), read what the bot sent (`calls`,
 `sent_messages`) and wait for it (`wait_for`); `fail` makes a method answer with an error.
+
+Webhooks (`TelegramStandIn(deliver_webhooks=True)`): after ``setWebhook`` the pending updates
+are POSTed to its ``url`` as JSON, with ``X-Telegram-Bot-Api-Secret-Token`` when a
+``secret_token`` was given, as the Bot API server (tdlib/telegram-bot-api's WebhookActor)
+sends them: up to ``max_connections`` (default 40) requests at once, but a chat's next
+update only after the webhook answered its previous one with a 2xx; an update that got
+anything else (or no answer) is sent again after a pause, still ahead of its chat's later
+updates. ``getUpdates`` is a 409 Conflict while a webhook is set, as on Telegram.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import html
 import io
@@ -33,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
@@ -79,6 +88,10 @@ _ALLOWED_TAGS = frozenset(
 
 class EntityError(ValueError):
     """Text Telegram would refuse to parse."""
+
+
+class ConflictError(RuntimeError):
+    """A method Telegram refuses in the bot's current state (409)."""
 
 
 class _TelegramHtml(HTMLParser):
@@ -157,6 +170,11 @@ class BotState:
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+    deliver_webhooks: bool = False
+    webhook_deliveries: int = 0  # POSTs to the webhook, redeliveries included
+    webhook_acknowledged: int = 0  # updates the webhook answered with a 2xx (then never sent again)
+    _webhook_task: asyncio.Task[None] | None = None
+    _webhook_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     # ---------------------------------------------------------------- what tests push
 
@@ -176,6 +194,7 @@ class BotState:
         update = {"update_id": next(self._update_ids), **update}
         self.updates.append(update)
         self._new_update.set()
+        self._webhook_wake.set()
         return update
 
     def _user_message(
@@ -319,6 +338,11 @@ class BotState:
         return handler(params)
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook.get("url"):
+            raise ConflictError(
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first"
+            )
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)
@@ -336,11 +360,94 @@ class BotState:
 
     def _m_deleteWebhook(self, params: dict[str, Any]) -> Any:
         self.webhook = {}
+        self._webhook_wake.set()  # the delivery loop sees that there is no webhook and ends
         return True
 
     def _m_setWebhook(self, params: dict[str, Any]) -> Any:
         self.webhook = dict(params)
+        if self.deliver_webhooks and params.get("url") and self._webhook_task is None:
+            self._webhook_task = asyncio.get_running_loop().create_task(self._deliver())
+        self._webhook_wake.set()
         return True
+
+    # ---------------------------------------------------------------- webhook delivery
+
+    @staticmethod
+    def _queue_of(update: dict[str, Any]) -> int:
+        """The update's delivery queue: its chat (a button press: the chat of its message)."""
+        if "callback_query" in update:
+            query = update["callback_query"]
+            message = query.get("message")
+            return int(message["chat"]["id"]) if message else int(query["from"]["id"])
+        for key in ("message", "edited_message", "channel_post", "edited_channel_post"):
+            if key in update:
+                return int(update[key]["chat"]["id"])
+        return -int(update["update_id"])  # an update without a chat is a queue of its own
+
+    async def _deliver(self) -> None:
+        """POST pending updates to the webhook as the Bot API server does, until it is deleted."""
+        queues: dict[int, collections.deque[dict[str, Any]]] = {}  # chat -> its pending updates
+        ready: collections.deque[int] = collections.deque()  # chats whose oldest update may be sent
+        tasks: set[asyncio.Task[None]] = set()
+        max_connections = int(self.webhook.get("max_connections") or 40)
+        client = WebhookClient()
+
+        async def send(queue: int, update: dict[str, Any]) -> None:
+            delay = 0.05
+            while url := self.webhook.get("url"):
+                secret = self.webhook.get("secret_token")
+                headers = {"X-Telegram-Bot-Api-Secret-Token": str(secret)} if secret else {}
+                self.webhook_deliveries += 1
+                with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
+                    if 200 <= await client.post_json(url, update, headers) < 300:
+                        break
+                await asyncio.sleep(delay)  # no answer or not a 2xx: sent again, as on Telegram
+                delay = min(1.0, delay * 2)
+            else:
+                return  # the webhook was deleted: the update stays pending
+            self.webhook_acknowledged += 1
+            self._notify()
+            pending = queues[queue]
+            pending.popleft()
+            if pending:
+                ready.append(queue)
+            else:
+                del queues[queue]
+            self._webhook_wake.set()
+
+        try:
+            while self.webhook.get("url"):
+                self._webhook_wake.clear()
+                taken, self.updates = self.updates, []
+                for update in taken:
+                    queue = self._queue_of(update)
+                    if queue not in queues:
+                        queues[queue] = collections.deque()
+                        ready.append(queue)
+                    queues[queue].append(update)
+                while ready and len(tasks) < max_connections:
+                    queue = ready.popleft()
+                    task = asyncio.create_task(send(queue, queues[queue][0]))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                await self._webhook_wake.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            client.close()
+            # What was not delivered is pending again, oldest first.
+            left = [u for pending in queues.values() for u in pending]
+            self.updates = sorted(left + self.updates, key=lambda u: int(u["update_id"]))
+            self._webhook_task = None
+
+    async def stop_webhook_delivery(self) -> None:
+        """Stop POSTing updates (the webhook stays set); wait for the requests in flight to end."""
+        task = self._webhook_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _m_setMyCommands(self, params: dict[str, Any]) -> Any:
         self.commands[str(params.get("language_code") or "")] = list(params.get("commands") or [])
@@ -444,18 +551,87 @@ class BotState:
         return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data), "file_path": path}
 
 
+class WebhookClient:
+    """POST JSON over kept-alive HTTP/1.1 connections to `http://` webhooks, at little CPU cost.
+
+    The Bot API server is C++ and runs elsewhere; the stand-in runs on the bot's own machine
+    in tests and benches, so its deliveries use plain asyncio streams (no httpx/httpcore
+    machinery per request). A connection is used by one request at a time.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+    async def post_json(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+        """POST `body` to `url`; return the response's status code (its body is read and dropped)."""
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"the stand-in delivers only to http:// webhooks, not {url!r}")
+        key = (parts.hostname, parts.port or 80)
+        idle = self._idle.setdefault(key, [])
+        reader, writer = idle.pop() if idle else await asyncio.open_connection(*key)
+        data = json.dumps(body).encode()
+        head = [
+            f"POST {parts.path or '/'} HTTP/1.1",
+            f"Host: {parts.netloc}",
+            "Content-Type: application/json",
+        ]
+        head += [f"Content-Length: {len(data)}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        try:
+            writer.write("\r\n".join(head).encode() + data)
+            status, keep_alive = await self._read_response(reader)
+        except BaseException:
+            writer.close()
+            raise
+        if keep_alive:
+            idle.append((reader, writer))
+        else:
+            writer.close()
+        return status
+
+    @staticmethod
+    async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                await reader.readexactly(size + 2)
+            await reader.readuntil(b"\r\n")
+        else:
+            await reader.readexactly(int(fields.get("content-length", "0")))
+        return status, fields.get("connection", "").lower() != "close"
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        for connections in self._idle.values():
+            for _reader, writer in connections:
+                writer.close()
+        self._idle.clear()
+
+
 @dataclass
 class TelegramStandIn:
     """Every bot token's state; make one per test module."""
 
     bots: dict[str, BotState] = field(default_factory=dict)
     requests: int = 0
+    deliver_webhooks: bool = False  # POST updates to a webhook set with setWebhook
 
     def bot(self, token: str) -> BotState:
         """Return the state of `token` (created on first use; the bot id is the token's prefix)."""
         if token not in self.bots:
-            self.bots[token] = BotState(token=token, bot_id=int(token.split(":", 1)[0]))
+            self.bots[token] = BotState(
+                token=token, bot_id=int(token.split(":", 1)[0]), deliver_webhooks=self.deliver_webhooks
+            )
         return self.bots[token]
+
+    async def aclose(self) -> None:
+        """Stop every webhook delivery."""
+        for state in self.bots.values():
+            await state.stop_webhook_delivery()
 
 
 def user(
@@ -531,6 +707,8 @@ def create_app(standin: TelegramStandIn) -> Starlette:
                 else "Bad Request: "
             )
             return _error(400, prefix + text)
+        except ConflictError as e:
+            return _error(409, str(e))
         except LookupError:
             return _error(404, "Not Found")
         return JSONResponse({"ok": True, "result": result})
