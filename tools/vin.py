@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tools.domain.vehicle import DecodedVehicle
+from tools.domain.vehicle import DecodedVehicle, construct_validated, fields_set_for
 from tools.domain.vin import Vin
 from tools.errors import AppError, InvalidInput, InvalidVin, NotAllowed
 from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter, VinDecoder
@@ -63,8 +63,8 @@ class VinResult(BaseModel):
         return self.vehicle is not None and self.vehicle.valid
 
 
-# `VinResult(...)` without its keyword-argument wrapper, a third cheaper: one per decoded VIN.
-_VALIDATE_RESULT = VinResult.__pydantic_validator__.validate_python
+# The fields a decoded line sets (`error` stays None), as validating them would record.
+_DECODED_FIELDS = fields_set_for(VinResult, ("line", "input", "vehicle"))
 
 
 async def decode(
@@ -131,9 +131,12 @@ async def decode_many(
     if requests:
         vehicles = await _decode_valid(requests, deps=deps, caller=caller, provider=provider)
         for index, vehicle in zip(positions, vehicles, strict=True):
-            results[index] = _VALIDATE_RESULT(
-                {"line": index + 1, "input": _clip(raws[index]), "vehicle": vehicle}
-            )
+            # Each value has its field's type already (the vehicle is built by the decoder),
+            # so the result is built without validating them again: one per decoded VIN.
+            raw = raws[index]
+            shown = raw if len(raw) <= _CLIP else _clip(raw)
+            fields = {"line": index + 1, "input": shown, "vehicle": vehicle, "error": None}
+            results[index] = construct_validated(VinResult, fields, _DECODED_FIELDS)
     return [r for r in results if r is not None]
 
 
@@ -144,7 +147,13 @@ async def _decode_valid(
     if caller is not None and deps.limiter is not None:
         await _spend_quota(deps.limiter, deps.limits, caller, len(requests))
     vehicles = await decoder.decode_many(requests)
-    vehicles = [_with_local_suggestions(r.vin, v) for r, v in zip(requests, vehicles, strict=True)]
+    vehicles = [
+        # `_with_local_suggestions`'s own test first: most VINs need no call.
+        v
+        if v.suggestions or (v.check_digit_valid and v.vin == r.vin.value)
+        else _with_local_suggestions(r.vin, v)
+        for r, v in zip(requests, vehicles, strict=True)
+    ]
     if caller is not None and deps.sessions is not None:
         async with deps.sessions() as session, session.begin():
             await vin_repo.record_history(session, caller.user_id, vehicles, channel=caller.channel)
@@ -195,7 +204,10 @@ def _check_year(year: int | None) -> int | None:
     return year
 
 
-def _clip(raw: str, limit: int = 64) -> str:
+_CLIP = 64
+
+
+def _clip(raw: str, limit: int = _CLIP) -> str:
     return raw if len(raw) <= limit else raw[:limit] + "…"
 
 

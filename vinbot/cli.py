@@ -224,8 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def configure_process(settings: Settings, verbose: int) -> None:
-    """Configure logging and Sentry for this process (`vinbot api` workers call it too)."""
+    """Configure logging, Sentry and the garbage collector of this process (`vinbot api` workers too)."""
     from tools.observability import configure_logging, init_sentry
+    from tools.runtime import tune_gc
+
+    tune_gc()
 
     level = {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG") if settings.env != "prod" else settings.log_level
     configure_logging(level=level, fmt=settings.log_format, env=settings.env)

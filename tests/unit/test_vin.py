@@ -8,8 +8,15 @@ import pytest
 import ultravin
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict
 
-from tools.domain.vehicle import DecodedVehicle, DecodeSource, trusted_fields, vehicle_from_vpic
+from tools.domain.vehicle import (
+    DecodedVehicle,
+    DecodeSource,
+    fields_set_for,
+    trusted_fields,
+    vehicle_from_vpic,
+)
 from tools.domain.vin import (
     ALPHABET,
     LOOK_ALIKES,
@@ -26,6 +33,7 @@ from tools.domain.vin import (
 from tools.errors import InvalidVin
 from tools.providers.base import DecodeRequest
 from tools.providers.ultravin import UltravinDecoder
+from tools.vin import VinDeps, VinResult, decode_many
 
 PROPERTY = settings(max_examples=200, deadline=None)
 REASONS = frozenset({"empty", "too_short", "too_long", "forbidden_letters", "invalid_characters"})
@@ -579,3 +587,51 @@ async def test_the_offline_decoder_answers_one_request_as_a_batch_of_one_when_de
         assert await decoder.decode_many([request]) == decoder.decode_many_sync([request])
     assert await decoder.decode_many([hinted, typo]) == decoder.decode_many_sync([hinted, typo])
     assert await decoder.decode_many([]) == []
+
+
+async def test_decode_many_results_equal_validated_results_when_built_without_validation():
+    rows = _offline_rows(400, seed=33)
+    raws = [str(row["vin"]).lower() if i % 5 == 0 else str(row["vin"]) for i, row in enumerate(rows)]
+    raws[7] = "not a vin"
+
+    results = await decode_many(raws, deps=VinDeps(decoders={"offline": UltravinDecoder()}))
+
+    assert [r.line for r in results] == list(range(1, len(raws) + 1))
+    assert results[7].error is not None
+    assert results[7].vehicle is None
+    for result in results:
+        validated = VinResult.model_validate(result.model_dump(exclude_unset=True))
+        assert validated == result
+        assert validated.model_dump_json() == result.model_dump_json()
+        assert validated.model_fields_set == result.model_fields_set
+        assert repr(validated) == repr(result)
+
+
+def test_vehicles_built_from_one_template_share_nothing_a_vin_sets_when_two_vins_share_a_pattern():
+    source = DecodeSource(provider="offline")
+    attributes = {"Make": "HONDA", "Model": "Accord", "Suggested VIN": "", "Error Code": "0"}
+    first = vehicle_from_vpic(CIVIC, dict(attributes), check_digit_valid=True, source=source, trusted=True)
+    typo = CIVIC[:8] + "4" + CIVIC[9:]
+    second = vehicle_from_vpic(
+        typo, {**attributes, "Suggested VIN": CIVIC}, check_digit_valid=False, source=source, trusted=True
+    )
+
+    assert (first.vin, first.check_digit_valid, first.suggestions) == (CIVIC, True, ())
+    assert (second.vin, second.check_digit_valid, second.suggestions) == (typo, False, (CIVIC,))
+    assert first.model_copy(update={"trim": "EX"}).trim == "EX"
+    assert first.trim is None
+
+
+def test_fields_set_for_refuses_a_model_whose_hooks_it_would_skip_when_built_without_validation():
+    class WithExtra(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="allow")
+        a: int = 0
+
+    class Mutable(BaseModel):
+        a: int = 0
+
+    for cls in (WithExtra, Mutable):
+        with pytest.raises(TypeError):
+            fields_set_for(cls, ["a"])
+    with pytest.raises(TypeError, match="no fields"):
+        fields_set_for(VinResult, ["line", "lines"])

@@ -7,8 +7,8 @@ directly. Values vPIC uses to say "nothing here" become `None`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, TypeAdapter
 
@@ -140,18 +140,16 @@ def vehicle_from_vpic(
     `attributes`, a `dict` the caller owns and no longer uses, over as `raw`: its
     empty values are deleted in place instead of copying the rest.
     """
-    if trusted and type(vin) is str and type(check_digit_valid) is bool:
-        fields = _memoised_fields(vin, attributes)
+    if trusted and type(vin) is str and type(check_digit_valid) is bool and type(source) is DecodeSource:
+        fields = _fields_from_template(vin, attributes, check_digit_valid, source)
         if fields is not None:
-            fields["check_digit_valid"] = check_digit_valid
-            fields["source"] = source
             if not keep_raw:
                 fields["raw"] = {}
             elif adopt_raw and type(attributes) is dict:
                 fields["raw"] = _drop_empty_values(attributes)
             else:
                 fields["raw"] = {k: v for k, v in attributes.items() if v}
-            return _build(fields)
+            return construct_validated(DecodedVehicle, fields, _VEHICLE_FIELD_NAMES)
     raw = _RAW.validate_python({k: v for k, v in attributes.items() if v not in ("", [])}) if keep_raw else {}
     fields = _fields(vin, attributes, _READ)
     fields["check_digit_valid"] = check_digit_valid
@@ -166,18 +164,18 @@ def trusted_fields(
     """Return the fields `vehicle_from_vpic(..., trusted=True, keep_raw=False)` builds, as a dict.
 
     Each value has its field's type (nested models included), so the dict holds what
-    that vehicle's `__dict__` holds (in another key order); building no model saves a
-    third of the cost, for callers that only store the fields (bulk jobs).
+    that vehicle's `__dict__` holds; building no model saves the rest of the cost, for
+    callers that only store the fields (bulk jobs).
     """
-    fields = _memoised_fields(vin, attributes)
+    fields = None
+    if type(vin) is str and type(check_digit_valid) is bool and type(source) is DecodeSource:
+        fields = _fields_from_template(vin, attributes, check_digit_valid, source)
     if fields is None:
         return dict(
             vehicle_from_vpic(
                 vin, attributes, check_digit_valid=check_digit_valid, source=source, keep_raw=False
             ).__dict__
         )
-    fields["check_digit_valid"] = check_digit_valid
-    fields["source"] = source
     fields["raw"] = {}
     return fields
 
@@ -214,6 +212,50 @@ def _build(fields: dict[str, Any]) -> DecodedVehicle:
 
 
 _VALIDATE = DecodedVehicle.__pydantic_validator__.validate_python
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def fields_set_for(cls: type[BaseModel], names: Iterable[str]) -> set[str]:
+    """Return the `names` set `construct_validated` shares between the instances of `cls`.
+
+    Raises:
+        TypeError: `cls` is not frozen, or has hooks (`model_post_init`, extra values)
+            that building without validation would skip.
+    """
+    config = cls.model_config
+    if not config.get("frozen") or cls.__pydantic_post_init__ is not None or config.get("extra") == "allow":
+        raise TypeError(f"{cls.__name__} must be built with model_construct")
+    unknown = set(names) - set(cls.model_fields)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    return set(names)
+
+
+def construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[str]) -> _ModelT:
+    """Build `cls` from `fields` without validating them: `model_construct` without its per-field loop.
+
+    For values already validated, or set with exactly their field's type: `fields` must
+    hold every field of `cls`, in field order (`model_dump` writes them in this order),
+    and `names` be what `fields_set_for(cls, ...)` returned for the fields given. The
+    instance is what validating them gives (tests compare the two): the same `__dict__`
+    and fields set, no extra and no private values.
+    """
+    instance = _new_object(cls)
+    _set_attribute(instance, "__dict__", fields)
+    # One set per class is shared: a frozen model never adds to it, and `model_copy` copies it.
+    _set_attribute(instance, "__pydantic_fields_set__", names)
+    _set_attribute(instance, "__pydantic_extra__", None)
+    _set_attribute(instance, "__pydantic_private__", None)
+    return instance
+
+
+_VEHICLE_FIELD_NAMES = fields_set_for(DecodedVehicle, DecodedVehicle.model_fields)
+# A placeholder for the fields each VIN sets itself (`vin`, `check_digit_valid`,
+# `suggestions`, `source`, `raw`) while the rest are validated once per template.
+_TEMPLATE_SOURCE = DecodeSource(provider="offline")
 
 
 # The one vPIC mapping: the variable (or variables) each field is read from. `_fields`
@@ -345,17 +387,69 @@ class _Memo(dict[Any, Any]):
 
 _READ = _Readers(_clean_text, _clean_integer, _errors_and_blocking, _transmission, _engine, _plant)
 # Keys are raw `str` values (or None for an absent variable) or tuples of them; a list
-# (unhashable) or a value of another type makes a look-up raise, and `_memoised_fields` gives up.
+# (unhashable) or a value of another type makes a look-up raise, and `_fields_from_template` gives up.
 _READ_MEMOISED = _Readers(*(_Memo(read).__getitem__ for read in _READ))
 
 
-def _memoised_fields(vin: str, attributes: Mapping[str, RawValue]) -> dict[str, Any] | None:
-    """Return what `_fields(..., _READ)` returns, through the memos; None if a value read is not a `str`."""
+# Every variable the fields other than `vin`, `check_digit_valid`, `suggestions`, `source`
+# and `raw` are read from: equal values give equal fields, whatever the VIN.
+_TEMPLATE_VARIABLES = (
+    *_TEXT_VARIABLES,
+    *_INTEGER_VARIABLES,
+    *_TRANSMISSION_VARIABLES,
+    *_ENGINE_VARIABLES,
+    *_PLANT_VARIABLES,
+    "Error Code",
+    "Error Text",
+)
+
+
+def _template_from_key(key: tuple[str | None, ...]) -> dict[str, Any]:
+    """Return the fields these variable values give, in field order, with placeholders for the VIN's own.
+
+    Not validated again: every value comes from a typed reader of `_READ` (a `str`, an
+    `int`, a built `Engine`, ...), which is exactly what validation would return; the
+    tests compare the vehicles built this way with validated ones, field by field.
+    """
+    attributes = {
+        name: value for name, value in zip(_TEMPLATE_VARIABLES, key, strict=True) if value is not None
+    }
+    fields = _fields("", attributes, _READ_MEMOISED)
+    fields["check_digit_valid"] = False
+    fields["source"] = _TEMPLATE_SOURCE
+    fields["raw"] = _EMPTY_RAW
+    return {name: fields[name] for name in _VEHICLE_FIELD_ORDER}
+
+
+_VEHICLE_FIELD_ORDER = tuple(DecodedVehicle.model_fields)
+_EMPTY_RAW: dict[str, RawValue] = {}  # a placeholder only: every vehicle gets its own `raw`
+_TEMPLATES = _Memo(_template_from_key, limit=20_000)
+
+
+def _fields_from_template(
+    vin: str, attributes: Mapping[str, RawValue], check_digit_valid: bool, source: DecodeSource
+) -> dict[str, Any] | None:
+    """Return every field but `raw` (left a placeholder), from the template of `attributes`' values.
+
+    The fields other than the VIN's own were validated once for these values
+    (`_template_from_key`); the VIN's own are set here with exactly their types. One
+    look-up replaces reading thirty values one by one: decodes of one pattern share
+    them. None when a value read is not a `str` (a list, or another type where a
+    string was promised): the caller reads it the plain way.
+    """
+    # Not `operator.itemgetter`: ultravin leaves out the variables it has no value for
+    # (every one of 5,000 generated decodes lacks some), and a missing one raises.
+    key = tuple(map(attributes.get, _TEMPLATE_VARIABLES))
     try:
-        return _fields(vin, attributes, _READ_MEMOISED)
+        fields: dict[str, Any] = _TEMPLATES[key].copy()
     except (TypeError, AttributeError):
-        # A list (unhashable) or another type where a string was promised: read it the plain way.
         return None
+    fields["vin"] = vin
+    fields["check_digit_valid"] = check_digit_valid
+    suggested = attributes.get("Suggested VIN")
+    fields["suggestions"] = suggestions_from_vpic(vin, suggested) if suggested else ()
+    fields["source"] = source
+    return fields
 
 
 def _fields(vin: str, attributes: Mapping[str, RawValue], read: _Readers) -> dict[str, Any]:
