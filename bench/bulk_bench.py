@@ -27,6 +27,7 @@ import ultravin
 from tools import bulk
 from tools.bulk import BulkDeps, CeleryJobQueue
 from tools.embedded import EmbeddedPostgres, EmbeddedRedis
+from tools.runtime import tune_gc
 from tools.settings import BulkSettings
 from tools.storage import migrate
 from tools.storage.session import create_engine, session_factory, transaction
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
+    tune_gc()  # this process submits and writes the results file, as `vinbot api` would: tuned alike
     vins = ultravin.generate(args.n, seed=2026, now=datetime(2026, 6, 1))  # noqa: DTZ001 - ultravin's own clock
     tmp = Path(tempfile.mkdtemp(prefix="vinbot-bulk-bench-"))
     pg = EmbeddedPostgres(tmp / "pg", database="vinbot_bench")

@@ -36,6 +36,7 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 
 from tools import bulk
 from tools.errors import ProviderError, RateLimited
+from tools.runtime import tune_gc
 from tools.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def configure(settings: Settings) -> None:
         worker_hijack_root_logger=False,
     )
     _settings["current"] = settings
+    tune_gc()  # before the pool forks: every child inherits it (`vinbot worker` has done it already)
 
 
 @app.on_configure.connect  # type: ignore[untyped-decorator]
