@@ -573,18 +573,25 @@ def _tool_result(message: ToolMessage, calls: Mapping[str, ToolCall]) -> ToolRes
     return ToolResult(name, dict(call["args"]) if call else {}, content, _parse_object(content))
 
 
-def _last_decoded(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]) -> tuple[VehicleFacts, ...]:
-    """Return the rows of the most recent decode that found a valid vehicle (see `Turn.decoded`)."""
+def _answered_newest_first(
+    messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]
+) -> Iterator[tuple[ToolResult, Mapping[str, object]]]:
+    """Yield the tool results that carry data and no error, newest first, each with its data."""
     for message in reversed(messages):
         if not isinstance(message, ToolMessage):
             continue
         result = _tool_result(message, calls)
-        if result.data is None or "error" in result.data:
-            continue
+        if result.data is not None and "error" not in result.data:
+            yield result, result.data
+
+
+def _last_decoded(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]) -> tuple[VehicleFacts, ...]:
+    """Return the rows of the most recent decode that found a valid vehicle (see `Turn.decoded`)."""
+    for result, data in _answered_newest_first(messages, calls):
         if result.name == DECODE_VIN:
-            rows: tuple[VehicleFacts, ...] = (VehicleFacts.from_summary(result.data),)
+            rows: tuple[VehicleFacts, ...] = (VehicleFacts.from_summary(data),)
         elif result.name == DECODE_VINS:
-            rows = tuple(_row_facts(row) for row in _list_of_objects(result.data, "results"))
+            rows = tuple(_row_facts(row) for row in _list_of_objects(data, "results"))
         else:
             continue
         if any(row.valid for row in rows):
@@ -1302,18 +1309,13 @@ def _last_vehicle(messages: Sequence[BaseMessage], calls: Mapping[str, ToolCall]
 
     A comparison leaves no single vehicle; a look-up that failed does not count.
     """
-    for message in reversed(messages):
-        if not isinstance(message, ToolMessage):
-            continue
-        result = _tool_result(message, calls)
-        if result.data is None or "error" in result.data:
-            continue
+    for result, data in _answered_newest_first(messages, calls):
         if result.name in (GET_SPECS, FIND_RECALLS):
             return _vehicle_of_args(result.args)
         if result.name == COMPARE_VEHICLES:
             return None
         if result.name == DECODE_VIN:
-            facts = VehicleFacts.from_summary(result.data)
+            facts = VehicleFacts.from_summary(data)
             if facts.valid and facts.make and facts.model:
                 return VehicleArgs(facts.model_year, facts.make, facts.model)
             return None
@@ -1696,6 +1698,17 @@ def _hybrid(vehicle: VehicleFacts, lang: Language) -> str | None:
     return None
 
 
+def _fuel_with_hybrid(vehicle: VehicleFacts, lang: Language) -> str | None:
+    """Name the fuel as a fact states it: electric, or the fuel with its hybrid kind ("gasoline (hybrid)")."""
+    if _is_electric(vehicle):
+        return t("fuel.electric", lang)
+    fuel = _fuel(vehicle, lang)
+    if not fuel:
+        return None
+    hybrid = _hybrid(vehicle, lang)
+    return f"{fuel} ({hybrid})" if hybrid else fuel
+
+
 def _layout(vehicle: VehicleFacts, lang: Language) -> str | None:
     n = vehicle.cylinders
     if not n:
@@ -1787,49 +1800,31 @@ def _summary_sentence(vehicle: VehicleFacts, lang: Language) -> str:
 
 
 def _fact(vehicle: VehicleFacts, field: str, lang: Language) -> str:
+    """Answer one field: in its own sentence (`fact.<field>`) where it has one, else generically."""
     name = _name(vehicle, lang)
     if field == "summary":
         return _summary_sentence(vehicle, lang)
-    value: str | None
-    if field == "year":
-        if vehicle.model_year:
-            return t(
-                "fact.year", lang, vehicle=_name(vehicle, lang, with_year=False), year=vehicle.model_year
-            )
-        value = None
-    elif field == "make":
-        if vehicle.make:
-            return t("fact.make", lang, vehicle=name, make=_nice(vehicle.make))
-        value = None
-    elif field == "plant":
-        if place := _place(vehicle, lang):
-            return t("fact.plant", lang, vehicle=name, place=place)
-        value = None
-    elif field == "doors":
-        if vehicle.doors:
-            return t("fact.doors", lang, vehicle=name, doors=vehicle.doors)
-        value = None
-    elif field == "hp":
-        if hp := _horsepower(vehicle, lang):
-            return t("fact.hp", lang, vehicle=name, hp=hp)
-        value = None
-    elif field == "fuel":
-        if _is_electric(vehicle):
-            return t("fact.fuel", lang, vehicle=name, fuel=t("fuel.electric", lang))
-        if fuel := _fuel(vehicle, lang):
-            hybrid = _hybrid(vehicle, lang)
-            return t("fact.fuel", lang, vehicle=name, fuel=f"{fuel} ({hybrid})" if hybrid else fuel)
-        value = None
-    else:
-        value = {
-            "engine": _engine(vehicle, lang),
-            "transmission": _transmission(vehicle, lang),
-            "drive": _drive(vehicle),
-            "body": _body(vehicle, lang),
-            "trim": vehicle.trim,
-            "model": vehicle.model,
-            "weight": vehicle.gvwr,
-        }.get(field)
+    if field == "year" and vehicle.model_year:
+        return t("fact.year", lang, vehicle=_name(vehicle, lang, with_year=False), year=vehicle.model_year)
+    if field == "make" and vehicle.make:
+        return t("fact.make", lang, vehicle=name, make=_nice(vehicle.make))
+    if field == "plant" and (place := _place(vehicle, lang)):
+        return t("fact.plant", lang, vehicle=name, place=place)
+    if field == "doors" and vehicle.doors:
+        return t("fact.doors", lang, vehicle=name, doors=vehicle.doors)
+    if field == "hp" and (hp := _horsepower(vehicle, lang)):
+        return t("fact.hp", lang, vehicle=name, hp=hp)
+    if field == "fuel" and (fuel := _fuel_with_hybrid(vehicle, lang)):
+        return t("fact.fuel", lang, vehicle=name, fuel=fuel)
+    value = {  # no entry for the fields above: when they are missing, so is their value
+        "engine": _engine(vehicle, lang),
+        "transmission": _transmission(vehicle, lang),
+        "drive": _drive(vehicle),
+        "body": _body(vehicle, lang),
+        "trim": vehicle.trim,
+        "model": vehicle.model,
+        "weight": vehicle.gvwr,
+    }.get(field)
     field_name = t(f"field.{field}", lang)
     if value is None:
         return t("fact.missing", lang, vehicle=name, field=field_name)
@@ -1995,12 +1990,15 @@ def _short_line(vehicle: VehicleFacts, lang: Language) -> str:
     return t("multi.line", lang, vin=vehicle.vin, summary=summary)
 
 
+def _failure(data: Mapping[str, object] | None, lang: Language) -> str:
+    """Say why a tool result has no answer: unreadable (None), or the error it reports."""
+    return t("error.unknown", lang) if data is None else _error_text(data, None, lang)
+
+
 def _compose_decode_many(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
-        return _error_text(data, None, lang)
+    if data is None or "error" in data:
+        return _failure(data, lang)
     rows = _list_of_objects(data, "results")
     lines = [t("multi.header", lang, count=len(rows))]
     fallback: str | None = None
@@ -2025,10 +2023,8 @@ def _list_of_objects(data: Mapping[str, object], key: str) -> list[Mapping[str, 
 
 def _compose_history(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
-        return _error_text(data, None, lang)
+    if data is None or "error" in data:
+        return _failure(data, lang)
     rows = _list_of_objects(data, "history")
     own_only = [t("history.own_only", lang)] if OTHER_USERS_FOCUS in focus else []
     if not rows:
@@ -2086,10 +2082,8 @@ _JOB_TEXT: Final[Mapping[str, Mapping[Language, str]]] = {
 
 def _compose_job(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
-        return _error_text(data, None, lang)
+    if data is None or "error" in data:
+        return _failure(data, lang)
     progress = _mapping(data, "progress")
     params = {
         "job_id": _text_value(data, "job_id") or "?",
@@ -2201,7 +2195,10 @@ def _sources_sentence(data: Mapping[str, object], lang: Language) -> str | None:
     return t("spec.source", lang, sources="; ".join(parts)) if parts else None
 
 
-def _knowledge_error(data: Mapping[str, object], args: Mapping[str, object], lang: Language) -> str:
+def _knowledge_error(data: Mapping[str, object] | None, args: Mapping[str, object], lang: Language) -> str:
+    """Say why a knowledge tool's result has no answer: unreadable (None), or the error it reports."""
+    if data is None:
+        return t("error.unknown", lang)
     code = _text_value(data, "error") or "unknown"
     vehicle = _vehicle_of_args(args)
     if code in ("vehicle_not_found", "not_found") and vehicle is not None:
@@ -2222,6 +2219,12 @@ def _knowledge_error(data: Mapping[str, object], args: Mapping[str, object], lan
     return _error_text(data, None, lang)
 
 
+def _with_sources(lines: Sequence[str], data: Mapping[str, object], lang: Language) -> str:
+    """Join an answer's lines, closing with the sentence that cites the data's sources (when it has some)."""
+    source = _sources_sentence(data, lang)
+    return "\n".join([*lines, source] if source else lines)
+
+
 def _focus_keys(focus: Sequence[str], configurations: Sequence[Mapping[str, object]]) -> list[str]:
     keys = [f for f in focus if f in FACTS_BY_KEY or f in DESCRIPTIVE]
     if keys:
@@ -2232,9 +2235,7 @@ def _focus_keys(focus: Sequence[str], configurations: Sequence[Mapping[str, obje
 
 def _compose_specs(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
+    if data is None or "error" in data:
         return _knowledge_error(data, result.args, lang)
     vehicle = _text_value(data, "vehicle") or (
         v.title() if (v := _vehicle_of_args(result.args)) is not None else "?"
@@ -2266,16 +2267,12 @@ def _compose_specs(result: ToolResult, lang: Language, focus: Sequence[str]) -> 
     if unavailable:
         names = join_list([t(f"unavailable.{k}", lang) for k in unavailable], lang, conjunction="list.and")
         lines.append(t("spec.unavailable", lang, fields=names))
-    if source := _sources_sentence(data, lang):
-        lines.append(source)
-    return "\n".join(lines)
+    return _with_sources(lines, data, lang)
 
 
 def _compose_search(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
+    if data is None or "error" in data:
         return _knowledge_error(data, result.args, lang)
     hits = _list_of_objects(data, "hits")
     if not hits:
@@ -2286,9 +2283,7 @@ def _compose_search(result: ToolResult, lang: Language, focus: Sequence[str]) ->
         title = _text_value(hit, "title") or _config_name(hit)
         shown = _config_facts(hit, keys, lang)
         lines.append(f"- {title}" + (f": {', '.join(shown)}" if shown else ""))
-    if source := _sources_sentence(data, lang):
-        lines.append(source)
-    return "\n".join(lines)
+    return _with_sources(lines, data, lang)
 
 
 def _first_sentence(text: str) -> str:
@@ -2300,9 +2295,7 @@ def _first_sentence(text: str) -> str:
 
 def _compose_recalls(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
+    if data is None or "error" in data:
         return _knowledge_error(data, result.args, lang)
     # The user's spelling of the vehicle (NHTSA writes models in capitals: "MODEL Y").
     asked = _vehicle_of_args(result.args)
@@ -2323,16 +2316,12 @@ def _compose_recalls(result: ToolResult, lang: Language, focus: Sequence[str]) -
         lines.append(t_count("recall.more", lang, len(campaigns) - MAX_LISTED_CAMPAIGNS))
     if note := t("recall.english", lang):
         lines.append(note)
-    if source := _sources_sentence(data, lang):
-        lines.append(source)
-    return "\n".join(lines)
+    return _with_sources(lines, data, lang)
 
 
 def _compose_compare(result: ToolResult, lang: Language, focus: Sequence[str]) -> str:
     data = result.data
-    if data is None:
-        return t("error.unknown", lang)
-    if "error" in data:
+    if data is None or "error" in data:
         return _knowledge_error(data, result.args, lang)
     names = _strings(data, "vehicles")
     short = _strings(data, "short") or names
@@ -2367,9 +2356,7 @@ def _compose_compare(result: ToolResult, lang: Language, focus: Sequence[str]) -
         )
     if data.get("chart") is True:
         lines.append(t("compare.chart", lang))
-    if source := _sources_sentence(data, lang):
-        lines.append(source)
-    return "\n".join(lines)
+    return _with_sources(lines, data, lang)
 
 
 def _range_value(key: str, value: object, lang: Language) -> str:

@@ -496,6 +496,55 @@ def _case(
     }
 
 
+def _fact_case(
+    data: Data,
+    case_id: str,
+    turns: Sequence[str],
+    lang: str,
+    kind: str,
+    vehicle: Vehicle,
+    expected: dict[str, Any],
+    *,
+    tags: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A case answered by one fact of one vehicle (`get_specs`), resting on its EPA configurations."""
+    return _case(
+        case_id,
+        turns,
+        lang,
+        kind,
+        tool="get_specs",
+        vehicles=[vehicle],
+        facts=[expected],
+        retrieval=[spec_records(data, vehicle)],
+        refusal=False,
+        tags=tags,
+    )
+
+
+def _recall_case(
+    case_id: str,
+    turns: Sequence[str],
+    lang: str,
+    kind: str,
+    vehicle: Vehicle,
+    expectation: tuple[dict[str, Any], list[str]],
+) -> dict[str, Any]:
+    """A case answered by a vehicle's recall campaigns (`find_recalls`); see `recall_expectation`."""
+    campaigns, ids = expectation
+    return _case(
+        case_id,
+        turns,
+        lang,
+        kind,
+        tool="find_recalls",
+        vehicles=[vehicle],
+        facts=[campaigns],
+        retrieval=[ids],
+        refusal=False,
+    )
+
+
 def _slug(vehicle: Vehicle) -> str:
     text = f"{vehicle.year}-{vehicle.make}-{vehicle.model}-{vehicle.qualifier}".strip("-").lower()
     return "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in text).replace("--", "-")
@@ -515,16 +564,14 @@ def build(data: Data) -> list[dict[str, Any]]:
                 question = phrasings[turn % len(phrasings)].format(v=name(vehicle, lang, turn))
                 turn += 1
                 cases.append(
-                    _case(
+                    _fact_case(
+                        data,
                         f"spec-{lang}-{_slug(vehicle)}-{fact.replace('_', '-')}",
                         [question],
                         lang,
                         "spec",
-                        tool="get_specs",
-                        vehicles=[vehicle],
-                        facts=[expected],
-                        retrieval=[spec_records(data, vehicle)],
-                        refusal=False,
+                        vehicle,
+                        expected,
                         tags=[fact, *(["multi-config"] if len(_configs(data, vehicle)) > 1 else [])],
                     )
                 )
@@ -557,21 +604,12 @@ def build(data: Data) -> list[dict[str, Any]]:
         expectation = recall_expectation(data, vehicle)
         if expectation is None:
             raise ValueError(f"no recalls for {vehicle}: fix RECALL_VEHICLES")
-        campaigns, ids = expectation
         for lang in LANGS:
             phrasings = RECALL_QUESTIONS[lang]
             question = phrasings[index % len(phrasings)].format(v=name(vehicle, lang, index))
             cases.append(
-                _case(
-                    f"recall-{lang}-{_slug(vehicle)}",
-                    [question],
-                    lang,
-                    "recall",
-                    tool="find_recalls",
-                    vehicles=[vehicle],
-                    facts=[campaigns],
-                    retrieval=[ids],
-                    refusal=False,
+                _recall_case(
+                    f"recall-{lang}-{_slug(vehicle)}", [question], lang, "recall", vehicle, expectation
                 )
             )
     for lang in LANGS:
@@ -580,16 +618,14 @@ def build(data: Data) -> list[dict[str, Any]]:
             if expected is None:
                 raise ValueError(f"no {fact} for {vehicle}: fix FOLLOW_UPS")
             cases.append(
-                _case(
+                _fact_case(
+                    data,
                     f"follow-{lang}-{_slug(vehicle)}-{fact.replace('_', '-')}",
                     [first.format(v=name(vehicle, lang)), follow_up],
                     lang,
                     "follow-up",
-                    tool="get_specs",
-                    vehicles=[vehicle],
-                    facts=[expected],
-                    retrieval=[spec_records(data, vehicle)],
-                    refusal=False,
+                    vehicle,
+                    expected,
                 )
             )
     for index, lang in enumerate(LANGS):
@@ -600,29 +636,24 @@ def build(data: Data) -> list[dict[str, Any]]:
         if expected is None or recall is None:
             raise ValueError(f"{vehicle} needs both MPG and recalls: fix VIN_VEHICLES")
         cases.append(
-            _case(
+            _fact_case(
+                data,
                 f"vin-{lang}-{_slug(vehicle)}-combined-mpg",
                 [decode.format(vin=vin), mpg],
                 lang,
                 "vin-flow",
-                tool="get_specs",
-                vehicles=[vehicle],
-                facts=[expected],
-                retrieval=[spec_records(data, vehicle)],
-                refusal=False,
+                vehicle,
+                expected,
             )
         )
         cases.append(
-            _case(
+            _recall_case(
                 f"vin-{lang}-{_slug(vehicle)}-recalls",
                 [decode.format(vin=vin), recalls],
                 lang,
                 "vin-flow",
-                tool="find_recalls",
-                vehicles=[vehicle],
-                facts=[recall[0]],
-                retrieval=[recall[1]],
-                refusal=False,
+                vehicle,
+                recall,
             )
         )
     for lang in LANGS:

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from agent import prompts
 from agent.assistant import Asker, Assistant
 from agent.bootstrap import build_assistant
-from evals.report import CaseResult, Report, Thresholds, load_thresholds
+from evals.report import CaseResult, Check, Report, load_thresholds
 from evals.scorers import Case, Score, ToolCall, applicable_scorers, score_case
 from tools.bootstrap import build_tool_deps, open_infrastructure
 from tools.settings import Settings, get_settings
@@ -68,7 +68,15 @@ class _Identified(Protocol):
     def id(self) -> str: ...
 
 
+class _Planned(Protocol):
+    @property
+    def planner(self) -> str: ...
+
+
 CaseT = TypeVar("CaseT", bound=_Identified)
+ResultT = TypeVar("ResultT", bound=_Planned)
+ThresholdsT = TypeVar("ThresholdsT")
+_ThresholdsT_contra = TypeVar("_ThresholdsT_contra", contravariant=True)
 
 
 def load_jsonl(path: Path, parse: Callable[[str], CaseT]) -> list[CaseT]:
@@ -139,10 +147,7 @@ async def run_case(assistant: Assistant, case: Case, *, run_id: str) -> CaseResu
             input_tokens=sum(a.usage.input_tokens for a in answers),
             output_tokens=sum(a.usage.output_tokens for a in answers),
             cost_usd=sum(a.usage.estimated_cost_usd for a in answers),
-            scores=tuple(
-                Score(name, 0.0, f"not scored: the case raised {type(e).__name__}")
-                for name in applicable_scorers(case.expected)
-            ),
+            scores=unscored(applicable_scorers(case.expected), e),
             error=f"{type(e).__name__}: {e}",
             earlier_answers=tuple(a.answer for a in answers),
         )
@@ -175,30 +180,57 @@ async def run_cases(
 
     Cases tagged `isolation` start only after every other case has finished.
     """
+    run_id = run_id or new_run_id()
+    results, meta = await run_all(
+        cases,
+        lambda case: run_case(assistant, case, run_id=run_id),
+        run_id=run_id,
+        concurrency=concurrency,
+        last=lambda case: ISOLATION_TAG in case.tags,
+    )
+    return Report(results=results, meta=meta)
+
+
+async def run_all(
+    cases: Sequence[CaseT],
+    run: Callable[[CaseT], Awaitable[ResultT]],
+    *,
+    run_id: str,
+    concurrency: int,
+    last: Callable[[CaseT], bool] = lambda _: False,
+) -> tuple[tuple[ResultT, ...], dict[str, Any]]:
+    """Run every case, at most `concurrency` at a time; the cases `last` picks start after all the others.
+
+    Returns:
+        The results in `cases` order, and the run's metadata (id, planners, concurrency, wall time).
+    """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    run_id = run_id or new_run_id()
     gate = asyncio.Semaphore(concurrency)
-    results: dict[str, CaseResult] = {}
+    results: dict[str, ResultT] = {}
 
-    async def one(case: Case) -> None:
+    async def one(case: CaseT) -> None:
         async with gate:
-            results[case.id] = await run_case(assistant, case, run_id=run_id)
+            results[case.id] = await run(case)
 
     started = time.perf_counter()
-    first = [c for c in cases if ISOLATION_TAG not in c.tags]
-    last = [c for c in cases if ISOLATION_TAG in c.tags]
-    for wave in (first, last):
+    first = [c for c in cases if not last(c)]
+    then = [c for c in cases if last(c)]
+    for wave in (first, then):
         await asyncio.gather(*(one(c) for c in wave))
     ordered = tuple(results[c.id] for c in cases)
-    planners = sorted({r.planner for r in ordered if r.planner})
     meta = {
         "run_id": run_id,
-        "planners": planners,
+        "planners": sorted({r.planner for r in ordered if r.planner}),
         "concurrency": concurrency,
         "wall_s": round(time.perf_counter() - started, 3),
     }
-    return Report(results=ordered, meta=meta)
+    return ordered, meta
+
+
+def unscored(names: Iterable[str], error: Exception) -> tuple[Score, ...]:
+    """Return a 0.0 verdict of every scorer in `names` for a case that raised `error`."""
+    return tuple(Score(name, 0.0, f"not scored: the case raised {type(error).__name__}") for name in names)
 
 
 def _elapsed_ms(started: float) -> float:
@@ -219,15 +251,27 @@ class EvalOptions:
     knowledge: bool = False
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the eval options to `parser` (used by `vinbot eval` and `python -m evals.run`)."""
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="the cases (JSONL)")
+def add_suite_arguments(
+    parser: argparse.ArgumentParser, *, dataset: Path, thresholds: Path, thresholds_help: str
+) -> None:
+    """Add the options every suite takes: `--dataset`, `--out`, `--thresholds` and `--concurrency`."""
+    parser.add_argument("--dataset", type=Path, default=dataset, help="the cases (JSONL)")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where to write the .md and .json report"
     )
-    parser.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="the thresholds (TOML)")
+    parser.add_argument("--thresholds", type=Path, default=thresholds, help=thresholds_help)
     parser.add_argument(
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="cases run at the same time"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the eval options to `parser` (used by `vinbot eval` and `python -m evals.run`)."""
+    add_suite_arguments(
+        parser,
+        dataset=DEFAULT_DATASET,
+        thresholds=DEFAULT_THRESHOLDS,
+        thresholds_help="the thresholds (TOML)",
     )
     parser.add_argument(
         "--knowledge",
@@ -306,17 +350,45 @@ def git_version(root: Path) -> tuple[str | None, bool]:
     return head.stdout.strip(), bool(status.stdout.strip())
 
 
-def write_report(report: Report, out: Path, thresholds: Thresholds) -> tuple[Path, Path]:
-    """Write `<date>-<git sha>.md` and `.json` into `out`; return both paths."""
+class SuiteReport(Protocol[_ThresholdsT_contra]):
+    """What a suite's run reports (`Report`, `SpecReport`), judged against its kind of thresholds."""
+
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+
+    def check(self, thresholds: _ThresholdsT_contra) -> list[Check]: ...
+
+    def to_json(self, thresholds: _ThresholdsT_contra | None = None) -> dict[str, Any]: ...
+
+    def to_markdown(self, thresholds: _ThresholdsT_contra | None = None, *, failures: bool = True) -> str: ...
+
+
+def write_report(
+    report: SuiteReport[ThresholdsT], out: Path, thresholds: ThresholdsT, *, suffix: str = ""
+) -> tuple[Path, Path]:
+    """Write `<date>-<git sha><suffix>.md` and `.json` into `out`; return both paths."""
     out.mkdir(parents=True, exist_ok=True)
     started = str(report.meta.get("started_at") or datetime.now(UTC).isoformat(timespec="seconds"))
     stamp = started.replace(":", "").replace("+0000", "Z")
-    stem = out / f"{stamp}-{report.meta.get('git_sha', 'nogit')}"
+    stem = out / f"{stamp}-{report.meta.get('git_sha', 'nogit')}{suffix}"
     markdown, data = stem.with_suffix(".md"), stem.with_suffix(".json")
     markdown.write_text(report.to_markdown(thresholds), encoding="utf-8")
     payload = report.to_json(thresholds)
     data.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return markdown, data
+
+
+def conclude(
+    report: SuiteReport[ThresholdsT], out: Path, thresholds: ThresholdsT, *, suffix: str = ""
+) -> int:
+    """Write the report, print its summary and every check below its limit; return the exit status."""
+    markdown, data = write_report(report, out, thresholds, suffix=suffix)
+    print(report.to_markdown(thresholds, failures=False))  # noqa: T201 - a command-line entry point
+    print(f"written: {markdown} and {data}")  # noqa: T201
+    below = [c for c in report.check(thresholds) if not c.ok]
+    for c in below:
+        print(f"below threshold: {c.name} = {c.value:g} (limit {c.limit:g})", file=sys.stderr)  # noqa: T201
+    return EXIT_BELOW_THRESHOLDS if below else EXIT_OK
 
 
 async def run_eval(settings: Settings, options: EvalOptions) -> int:
@@ -333,13 +405,7 @@ async def run_eval(settings: Settings, options: EvalOptions) -> int:
     meta = run_metadata(settings, options.dataset)
     report = await evaluate(settings, cases, concurrency=options.concurrency, knowledge=options.knowledge)
     report = replace(report, meta={**meta, **report.meta})
-    markdown, data = write_report(report, options.out, thresholds)
-    print(report.to_markdown(thresholds, failures=False))  # noqa: T201
-    print(f"written: {markdown} and {data}")  # noqa: T201
-    below = [c for c in report.check(thresholds) if not c.ok]
-    for c in below:
-        print(f"below threshold: {c.name} = {c.value:g} (limit {c.limit:g})", file=sys.stderr)  # noqa: T201
-    return EXIT_BELOW_THRESHOLDS if below else EXIT_OK
+    return conclude(report, options.out, thresholds)
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:

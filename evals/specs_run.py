@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-import time
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +35,15 @@ from evals.run import (
     DEFAULT_CONCURRENCY,
     DEFAULT_THRESHOLDS,
     EVALS_DIR,
-    EXIT_BELOW_THRESHOLDS,
-    EXIT_OK,
     EXIT_USAGE,
     DatasetError,
+    add_suite_arguments,
+    conclude,
     load_jsonl,
     new_run_id,
+    run_all,
     run_metadata,
+    unscored,
 )
 from evals.scorers import (
     MRR,
@@ -66,7 +65,6 @@ from tools.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = EVALS_DIR / "datasets" / "specs_v1.jsonl"
-DEFAULT_OUT = EVALS_DIR / "results"
 CHANNEL = "eval"
 MAX_SHOWN_ANSWER = 500
 # The tools whose calls carry ranked record ids.
@@ -300,10 +298,7 @@ async def run_spec_case(assistant: Assistant, case: SpecCase, *, run_id: str) ->
             calls=(),
             planner="",
             latency_ms=0.0,
-            scores=tuple(
-                Score(name, 0.0, f"not scored: the case raised {type(e).__name__}")
-                for name in applicable_spec_scorers(case.expected)
-            ),
+            scores=unscored(applicable_spec_scorers(case.expected), e),
             error=f"{type(e).__name__}: {e}",
         )
     last = answers[-1]
@@ -329,39 +324,14 @@ async def run_spec_cases(
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> SpecReport:
     """Run `cases` against `assistant`, at most `concurrency` at a time; results keep dataset order."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
     run_id = run_id or new_run_id()
-    gate = asyncio.Semaphore(concurrency)
-    results: dict[str, SpecCaseResult] = {}
-
-    async def one(case: SpecCase) -> None:
-        async with gate:
-            results[case.id] = await run_spec_case(assistant, case, run_id=run_id)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in cases))
-    ordered = tuple(results[c.id] for c in cases)
-    meta = {
-        "run_id": run_id,
-        "planners": sorted({r.planner for r in ordered if r.planner}),
-        "concurrency": concurrency,
-        "wall_s": round(time.perf_counter() - started, 3),
-    }
-    return SpecReport(results=ordered, meta=meta)
-
-
-def write_spec_report(report: SpecReport, out: Path, thresholds: SpecThresholds) -> tuple[Path, Path]:
-    """Write `<date>-<git sha>-specs.md` and `.json` into `out`; return both paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    started = str(report.meta.get("started_at") or datetime.now(UTC).isoformat(timespec="seconds"))
-    stamp = started.replace(":", "").replace("+0000", "Z")
-    stem = out / f"{stamp}-{report.meta.get('git_sha', 'nogit')}-specs"
-    markdown, data = stem.with_suffix(".md"), stem.with_suffix(".json")
-    markdown.write_text(report.to_markdown(thresholds), encoding="utf-8")
-    payload = report.to_json(thresholds)
-    data.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return markdown, data
+    results, meta = await run_all(
+        cases,
+        lambda case: run_spec_case(assistant, case, run_id=run_id),
+        run_id=run_id,
+        concurrency=concurrency,
+    )
+    return SpecReport(results=results, meta=meta)
 
 
 async def run_specs_eval(settings: Settings, options: Mapping[str, Any]) -> int:
@@ -382,13 +352,7 @@ async def run_specs_eval(settings: Settings, options: Mapping[str, Any]) -> int:
         assistant = build_assistant(settings, build_tool_deps(settings, infra))
         report = await run_spec_cases(assistant, cases, concurrency=concurrency)
     report = replace(report, meta={**meta, **report.meta})
-    markdown, data = write_spec_report(report, options["out"], thresholds)
-    print(report.to_markdown(thresholds, failures=False))  # noqa: T201
-    print(f"written: {markdown} and {data}")  # noqa: T201
-    below = [c for c in report.check(thresholds) if not c.ok]
-    for c in below:
-        print(f"below threshold: {c.name} = {c.value:g} (limit {c.limit:g})", file=sys.stderr)  # noqa: T201
-    return EXIT_BELOW_THRESHOLDS if below else EXIT_OK
+    return conclude(report, options["out"], thresholds, suffix="-specs")
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
@@ -396,15 +360,11 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     parser = argparse.ArgumentParser(
         prog="vinbot eval specs", description="Run the spec, comparison and recall evals."
     )
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="the cases (JSONL)")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="where to write the .md and .json report"
-    )
-    parser.add_argument(
-        "--thresholds", type=Path, default=DEFAULT_THRESHOLDS, help="the thresholds (TOML, [specs])"
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="cases run at the same time"
+    add_suite_arguments(
+        parser,
+        dataset=DEFAULT_DATASET,
+        thresholds=DEFAULT_THRESHOLDS,
+        thresholds_help="the thresholds (TOML, [specs])",
     )
     args = parser.parse_args(argv)
     return asyncio.run(run_specs_eval(settings or get_settings(), vars(args)))

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from ingestion.documents import BadRow, VehicleDoc
 from tools.providers.embeddings import Embedder
 from tools.storage import document_repo
-from tools.storage.document_repo import DocumentRow, RunCounts
+from tools.storage.document_repo import IncomingDocument, RunCounts
 
 logger = logging.getLogger(__name__)
 
@@ -313,8 +313,8 @@ async def _write_batches(
 
 def _row(
     doc: VehicleDoc, digest: str, vector: np.ndarray[Any, np.dtype[np.float32]], embedder: Embedder
-) -> DocumentRow:
-    return DocumentRow(
+) -> IncomingDocument:
+    return IncomingDocument(
         dataset=doc.dataset,
         record_id=doc.record_id,
         kind=doc.kind,

@@ -72,9 +72,14 @@ _MERGE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
-    """One `vehicle_documents` row as ingestion writes it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentFields:
+    """The columns of a `vehicle_documents` row that ingestion writes and the capabilities read back.
+
+    `IncomingDocument` adds what only a write carries (the hash and the vector),
+    `knowledge_repo.DocumentRow` the id a read returns. Keyword-only: a row is built by
+    column name.
+    """
 
     dataset: str
     record_id: str
@@ -93,10 +98,16 @@ class DocumentRow:
     drive: str | None
     fuel: str | None
     vehicle_class: str | None
-    facts: dict[str, Any]
-    content: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    content: str = ""
+    data_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncomingDocument(DocumentFields):
+    """One `vehicle_documents` row as ingestion writes it."""
+
     content_hash: str
-    data_date: date | None
     embedding: np.ndarray[Any, np.dtype[np.float32]]
     embedding_model: str
     embedding_dim: int
@@ -151,7 +162,7 @@ async def count_documents(conn: SaConnection, dataset: str | None = None) -> int
     return int((await conn.execute(query)).scalar_one())
 
 
-async def write_documents(conn: SaConnection, rows: Sequence[DocumentRow]) -> WriteResult:
+async def write_documents(conn: SaConnection, rows: Sequence[IncomingDocument]) -> WriteResult:
     """Insert new rows and update changed ones (by `content_hash`) in the caller's transaction.
 
     Args:

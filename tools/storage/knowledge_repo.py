@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
@@ -33,6 +32,7 @@ from pgvector.utils import Vector as PgVector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tools.storage.document_repo import DocumentFields
 from tools.storage.models import EMBEDDING_DIM, VehicleDocument
 
 
@@ -56,64 +56,22 @@ class DocumentFilter:
         return self.make_key is not None or self.model_key is not None
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentRow(DocumentFields):
     """One document as the capabilities read it (no vector, no tsvector)."""
 
     id: int
-    dataset: str
-    record_id: str
-    kind: str
-    year: int | None
-    make: str
-    make_key: str
-    model: str
-    base_model: str
-    model_key: str
-    configuration: str | None
-    engine: str | None
-    cylinders: int | None
-    displacement_l: float | None
-    transmission: str | None
-    drive: str | None
-    fuel: str | None
-    vehicle_class: str | None
-    facts: dict[str, Any] = field(default_factory=dict)
-    content: str = ""
-    data_date: date | None = None
 
 
+# The columns a read selects, by name: `_row` builds a `DocumentRow` from them.
+_NAMES = ("id", *(f.name for f in fields(DocumentFields)))
 _D = VehicleDocument
-_COLUMNS = (
-    _D.id,
-    _D.dataset,
-    _D.record_id,
-    _D.kind,
-    _D.year,
-    _D.make,
-    _D.make_key,
-    _D.model,
-    _D.base_model,
-    _D.model_key,
-    _D.configuration,
-    _D.engine,
-    _D.cylinders,
-    _D.displacement_l,
-    _D.transmission,
-    _D.drive,
-    _D.fuel,
-    _D.vehicle_class,
-    _D.facts,
-    _D.content,
-    _D.data_date,
-)
+_COLUMNS = tuple(getattr(_D, name) for name in _NAMES)
+_COLUMNS_SQL = ", ".join(f"d.{name}" for name in _NAMES)  # the same columns, for hand-written SQL
 
 
-_COLUMNS_SQL = ", ".join(f"d.{c.key}" for c in _COLUMNS)  # the same columns, for hand-written SQL
-
-
-def _row(r: Any) -> DocumentRow:
-    return DocumentRow(*r)
+def _row(r: Sequence[Any]) -> DocumentRow:
+    return DocumentRow(**dict(zip(_NAMES, r, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +192,8 @@ async def documents(session: AsyncSession, ids: Sequence[int]) -> dict[int, Docu
     if not ids:
         return {}
     sql = f"SELECT {_COLUMNS_SQL} FROM vehicle_documents d WHERE d.id = ANY(%(ids)s::bigint[])"  # noqa: S608 - constant SQL; values are parameters
-    rows = await _fetch(session, Statement(sql, {"ids": list(ids)}))
-    return {r[0]: _row(r) for r in rows}
+    rows = [_row(r) for r in await _fetch(session, Statement(sql, {"ids": list(ids)}))]
+    return {row.id: row for row in rows}
 
 
 async def find(
