@@ -254,7 +254,7 @@ def construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[s
 
 _VEHICLE_FIELD_NAMES = fields_set_for(DecodedVehicle, DecodedVehicle.model_fields)
 # A placeholder for the fields each VIN sets itself (`vin`, `check_digit_valid`,
-# `suggestions`, `source`, `raw`) while the rest are validated once per template.
+# `suggestions`, `source`, `raw`); the rest are read once per template.
 _TEMPLATE_SOURCE = DecodeSource(provider="offline")
 
 
@@ -431,8 +431,8 @@ def _fields_from_template(
 ) -> dict[str, Any] | None:
     """Return every field but `raw` (left a placeholder), from the template of `attributes`' values.
 
-    The fields other than the VIN's own were validated once for these values
-    (`_template_from_key`); the VIN's own are set here with exactly their types. One
+    The fields other than the VIN's own were read once for these values by the typed
+    readers (`_template_from_key`); the VIN's own are set here with exactly their types. One
     look-up replaces reading thirty values one by one: decodes of one pattern share
     them. None when a value read is not a `str` (a list, or another type where a
     string was promised): the caller reads it the plain way.
