@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Language = Literal["en", "es", "fr", "de"]
 LANGUAGES: tuple[Language, ...] = ("en", "es", "fr", "de")
@@ -73,6 +73,19 @@ class Answer(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     latency_ms: float = 0.0
     truncated: bool = Field(False, description="True when the step budget ran out before a full answer.")
+    # Not part of the published answer: the id under which the assistant stored it, for
+    # transports that refer back to it (the bot's 👍/👎 buttons).
+    _message_id: int | None = PrivateAttr(default=None)
+
+    @property
+    def message_id(self) -> int | None:
+        """Return the stored answer's id (`messages.id`), or None if it was not stored."""
+        return self._message_id
+
+    def stored_as(self, message_id: int | None) -> Answer:
+        """Record the id under which the answer was stored; return the answer."""
+        self._message_id = message_id
+        return self
 
 
 class TokenEvent(BaseModel):

@@ -41,6 +41,7 @@ from tools.providers.base import Limit, LimitCheck, RateLimiter
 from tools.settings import Tier
 from tools.storage import conversation_repo
 from tools.storage.conversation_repo import StoredMessage
+from tools.storage.session import single_statements
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,17 @@ class Asker:
     username: str | None = None
     language: Language | None = None  # the user's own setting (Telegram language_code, /language)
     tier: Tier | None = None  # set by transports that know it (API keys); else the stored tier
+    # The transport's own limits on this call (per address, daily messages): the assistant
+    # spends them with its own in one step, so a call any of them refuses costs nothing.
+    limits: tuple[LimitCheck, ...] = ()
 
 
 class Assistant(Protocol):
-    """What every transport calls."""
+    """What every transport calls.
+
+    An implementation spends the asker's `limits` before it answers (or writes anything),
+    and raises `RateLimited` without spending any of them when one has no quota left.
+    """
 
     async def ask(
         self, text: str, *, conversation_id: str, asker: Asker, language: Language | None = None
@@ -149,7 +157,21 @@ class GraphAssistant:
             raise InvalidInput("Please write a question.")
         if len(question) > self._config.max_question_chars:
             raise InvalidInput(f"Please keep questions under {self._config.max_question_chars} characters.")
-        async with conversation_repo.single_statements(self._sessions) as session:
+        limiter = self._limiter
+        if limiter is None and asker.limits:
+            raise RuntimeError("the assistant has no rate limiter to spend the transport's limits with")
+        transport_spent = False
+
+        async def admit_first_write() -> None:
+            # A first contact or a new conversation: the transport's limits (per address, daily
+            # messages) are spent before any row is written, so a call they refuse writes nothing;
+            # the user's own limit needs the user's id, so it is spent after.
+            nonlocal transport_spent
+            if limiter is not None and asker.limits:
+                await limiter.acquire_all(asker.limits)
+            transport_spent = True
+
+        async with single_statements(self._sessions) as session:
             opened = await conversation_repo.open_turn(
                 session,
                 conversation_id,
@@ -158,18 +180,16 @@ class GraphAssistant:
                 limit=self._config.history_messages,
                 username=asker.username,
                 language=asker.language or "en",
+                before_writes=admit_first_write,
             )
         user, stored = opened.user, opened.messages
         tier: Tier = asker.tier or _tier(user.tier)
-        if self._limiter is not None:
-            await self._limiter.acquire_all(
-                [
-                    LimitCheck(
-                        f"user:{user.id}:messages:minute",
-                        Limit(self._config.messages_per_minute, timedelta(minutes=1)),
-                    )
-                ]
-            )
+        if limiter is not None:
+            # One script for the transport's limits and the user's own (the common case: a
+            # known user in their conversation): all are spent, or none.
+            per_minute = Limit(self._config.messages_per_minute, timedelta(minutes=1))
+            checks = [LimitCheck(f"user:{user.id}:messages:minute", per_minute)]
+            await limiter.acquire_all([*(() if transport_spent else asker.limits), *checks])
         context = RunContext(
             user_id=user.id,
             conversation_id=conversation_id,
@@ -194,13 +214,13 @@ class GraphAssistant:
             async for event in self._run(self._fallback_parts(messages, context, tokens), run):
                 yield event
         answer = run.answer(conversation_id, context, self._config)
-        await self._remember(conversation_id, context.user_id, [human, *run.new_messages], answer)
-        yield AnswerEvent(answer=answer)
+        stored_id = await self._remember(conversation_id, context.user_id, [human, *run.new_messages], answer)
+        yield AnswerEvent(answer=answer.stored_as(stored_id))
 
     async def _remember(
         self, conversation_id: str, user_id: int, messages: Sequence[AnyMessage], answer: Answer
-    ) -> None:
-        """Store the turn; usage and latency go on the final answer row."""
+    ) -> int | None:
+        """Store the turn, usage and latency on the final answer row; return that row's id."""
         rows = to_stored(messages, language=answer.language, planner=answer.planner)
         if rows and rows[-1].role == "assistant" and not rows[-1].tool_calls:
             rows[-1] = replace(rows[-1], content=answer.answer)
@@ -215,8 +235,8 @@ class GraphAssistant:
             estimated_cost_usd=answer.usage.estimated_cost_usd,
             latency_ms=answer.latency_ms,
         )
-        async with conversation_repo.single_statements(self._sessions) as session:
-            await conversation_repo.append_messages(session, conversation_id, rows, user_id=user_id)
+        async with single_statements(self._sessions) as session:
+            return await conversation_repo.append_messages(session, conversation_id, rows, user_id=user_id)
 
     async def _parts(
         self, messages: list[AnyMessage], context: RunContext, tokens: bool

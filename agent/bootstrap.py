@@ -12,7 +12,7 @@ from agent.direct import ModelTurns, OfflineTurns
 from agent.graph import OFFLINE, build_graph
 from agent.llm import build_chat_model
 from agent.planner_offline import OfflinePlanner, VocabularyLoader, route
-from agent.tokens import ensure_tiktoken_offline
+from agent.tokens import encoding_for, ensure_tiktoken_offline
 from agent.toolkit import make_toolkit
 from tools.bootstrap import ToolDeps
 from tools.domain.spec_query import Vocabulary
@@ -63,6 +63,9 @@ def build_assistant(settings: Settings, deps: ToolDeps, *, direct: bool = True) 
             (the ask bench compares the two).
     """
     ensure_tiktoken_offline(settings.data_dir / "tiktoken")
+    # Load the encoding (0.7–2 s) and its first use (~30 ms) while the process starts, not
+    # on its first question.
+    encoding_for(settings.llm_model).encode("warm up")
     tools = make_toolkit(deps)
     offline = OfflinePlanner(vocabulary_loader=vocabulary_loader(deps))
     offline_graph = build_graph(offline, tools, system_prompt=prompts.CURRENT, planner_name=OFFLINE)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent.assistant import Asker, Assistant
 from tools.bulk import BulkDeps
-from tools.providers.base import Limit, RateLimiter
+from tools.providers.base import Limit, LimitCheck, RateLimiter
 from tools.settings import Settings, Tier
 from tools.storage.session import transaction
 from tools.storage.user_repo import get_or_create_user
@@ -56,6 +56,7 @@ class Client:
 
     ip: str
     tier: Tier = "free"
+    limits: tuple[LimitCheck, ...] = ()  # not spent yet: the assistant spends them with its own
 
     def asker(self, conversation_id: str) -> Asker:
         """Return the assistant's view of this caller in `conversation_id`.
@@ -64,7 +65,7 @@ class Client:
         the (unguessable, server-generated) id owns the conversation, and nobody
         else's history is in reach.
         """
-        return Asker(external_id=f"anon:{conversation_id}", channel="api")
+        return Asker(external_id=f"anon:{conversation_id}", channel="api", limits=self.limits)
 
     @property
     def external_id(self) -> str:
@@ -110,6 +111,12 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def per_ip(services: Services, ip: str) -> LimitCheck:
+    """Return the per-address request limit (`limits.anonymous_requests_per_minute`)."""
+    limit = Limit(services.settings.limits.anonymous_requests_per_minute, timedelta(minutes=1))
+    return LimitCheck(f"ip:{ip}:requests:minute", limit)
+
+
 async def current_client(request: Request, services: ServicesDep) -> Client:
     """Identify the caller and spend one request of its per-IP limit.
 
@@ -117,12 +124,24 @@ async def current_client(request: Request, services: ServicesDep) -> Client:
         RateLimited: the address has used `limits.anonymous_requests_per_minute`.
     """
     ip = client_ip(request)
-    limit = Limit(services.settings.limits.anonymous_requests_per_minute, timedelta(minutes=1))
-    await services.limiter.acquire(f"ip:{ip}:requests:minute", limit)
+    await services.limiter.acquire_all([per_ip(services, ip)])
     return Client(ip=ip)
 
 
 ClientDep = Annotated[Client, Depends(current_client)]
+
+
+async def asking_client(request: Request, services: ServicesDep) -> Client:
+    """Identify the caller of the assistant; its per-IP limit is spent by the assistant.
+
+    The assistant spends it together with the user's own limit, in one round trip to
+    Redis, before it answers or writes anything (`Asker.limits`).
+    """
+    ip = client_ip(request)
+    return Client(ip=ip, limits=(per_ip(services, ip),))
+
+
+AskingClientDep = Annotated[Client, Depends(asking_client)]
 
 
 async def current_caller(client: ClientDep, services: ServicesDep) -> Caller:

@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from babel.dates import format_timedelta
@@ -59,10 +59,10 @@ from tools.bulk import BulkDeps, InputRow, JobStatus
 from tools.domain.vin import Vin, find_vins
 from tools.errors import AppError, InvalidVin, RateLimited
 from tools.observability import log_context
-from tools.providers.base import Limit, RateLimiter
+from tools.providers.base import Limit, LimitCheck, RateLimiter
 from tools.settings import LimitSettings, TelegramSettings, Tier
 from tools.storage import conversation_repo, feedback_repo, vin_repo
-from tools.storage.session import transaction
+from tools.storage.session import single_statements, transaction
 from tools.storage.user_repo import UserRecord, find_or_create_user, set_language
 from tools.vin import Caller, VinDeps
 
@@ -187,7 +187,7 @@ class Handlers:
         sender, chat = update.effective_user, update.effective_chat
         if sender is None or chat is None:
             raise ValueError("an update without a sender or chat reached a user handler")
-        async with conversation_repo.single_statements(self.s.sessions) as db:
+        async with single_statements(self.s.sessions) as db:
             user = await find_or_create_user(
                 db, f"tg:{sender.id}", username=sender.username, language=language_of(sender.language_code)
             )
@@ -200,10 +200,14 @@ class Handlers:
             t=self.s.texts.of(language),
         )
 
+    def daily_message(self, person: Person) -> LimitCheck:
+        """Return one of the user's daily messages (by tier), to spend."""
+        limit = Limit(self.s.telegram.messages_per_day(person.tier), timedelta(days=1))
+        return LimitCheck(f"user:{person.user.id}:telegram:day", limit)
+
     async def spend_message(self, person: Person) -> None:
         """Spend one of the user's daily messages (by tier); raise `RateLimited` when none is left."""
-        limit = Limit(self.s.telegram.messages_per_day(person.tier), timedelta(days=1))
-        await self.s.limiter.acquire(f"user:{person.user.id}:telegram:day", limit)
+        await self.s.limiter.acquire_all([self.daily_message(person)])
 
     # ------------------------------------------------------------------ commands
 
@@ -537,19 +541,20 @@ class Handlers:
     # ------------------------------------------------------------------ the assistant
 
     async def ask(self, bot: Bot, person: Person, text: str) -> None:
-        """Ask the assistant with the typing action on, then send the answer with its buttons."""
-        await self.spend_message(person)
+        """Ask the assistant with the typing action on, then send the answer with its buttons.
+
+        The assistant spends one of the user's daily messages with its own limits (one
+        round trip to Redis; a refused question spends none of them).
+        """
+        asker = replace(person.asker, limits=(self.daily_message(person),))
         with log_context(conversation_id=person.conversation_id):
             async with typing(bot, person.chat_id, after_s=self.s.telegram.typing_after_s):
-                answer = await self.s.assistant.ask(
-                    text, conversation_id=person.conversation_id, asker=person.asker
-                )
+                answer = await self.s.assistant.ask(text, conversation_id=person.conversation_id, asker=asker)
             await self.send_answer(bot, person, answer)
 
     async def send_answer(self, bot: Bot, person: Person, answer: Answer) -> None:
         """Send the answer as HTML messages, its charts as photos, and buttons under the last message."""
-        async with conversation_repo.single_statements(self.s.sessions) as db:
-            answer_id = await feedback_repo.latest_answer_id(db, person.conversation_id)
+        answer_id = answer.message_id  # the stored answer the 👍/👎 buttons rate
         t = person.t
         footer = render.sources_footer(answer.sources, label=t("Sources"))
         for photo, title in _attachments(answer):  # a chart carries its sources, even when forwarded

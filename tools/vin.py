@@ -20,6 +20,7 @@ from tools.errors import AppError, InvalidInput, InvalidVin, NotAllowed
 from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter, VinDecoder
 from tools.settings import LimitSettings, Tier
 from tools.storage import vin_repo
+from tools.storage.session import single_statements
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +156,9 @@ async def _decode_valid(
         for r, v in zip(requests, vehicles, strict=True)
     ]
     if caller is not None and deps.sessions is not None:
-        async with deps.sessions() as session, session.begin():
-            await vin_repo.record_history(session, caller.user_id, vehicles, channel=caller.channel)
+        # One statement, committed on its own: no BEGIN and COMMIT round trips around it.
+        async with single_statements(deps.sessions) as db:
+            await vin_repo.record_history(db, caller.user_id, vehicles, channel=caller.channel)
     return vehicles
 
 

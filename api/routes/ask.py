@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import AssistantDep, ClientDep
+from api.deps import AskingClientDep, AssistantDep
 from api.schemas import AskRequest, AskResponse, ErrorResponse, new_conversation_id
 from api.sse import MEDIA_TYPE, event_stream_response
 from tools.observability import log_context
@@ -40,7 +40,9 @@ def wants_event_stream(request: Request) -> bool:
     },
     summary="Ask the assistant",
 )
-async def ask(body: AskRequest, request: Request, assistant: AssistantDep, client: ClientDep) -> Response:
+async def ask(
+    body: AskRequest, request: Request, assistant: AssistantDep, client: AskingClientDep
+) -> Response:
     """Answer one question; omit `conversation_id` to start a conversation (its id is returned)."""
     conversation_id = body.conversation_id or new_conversation_id()
     asker = client.asker(conversation_id)

@@ -14,7 +14,7 @@ from tools.errors import NotAllowed
 from tools.storage import conversation_repo
 from tools.storage.conversation_repo import StoredMessage
 from tools.storage.models import Conversation, Message, User
-from tools.storage.session import create_engine, session_factory
+from tools.storage.session import Db, create_engine, session_factory, single_statements
 from tools.storage.user_repo import get_or_create_user
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def turn(question: str, answer: str) -> list[StoredMessage]:
     ]
 
 
-async def open_turn(session: conversation_repo.Db, conversation: str, who: str, limit: int = 60) -> Any:
+async def open_turn(session: Db, conversation: str, who: str, limit: int = 60) -> Any:
     return await conversation_repo.open_turn(
         session, conversation, external_id=who, channel="test", limit=limit, username="ann", language="fr"
     )
@@ -125,7 +125,7 @@ async def test_each_statement_commits_on_its_own_when_sessions_are_on_the_engine
 ) -> None:
     sessions = session_factory(db_engine)
     who, conversation = f"test:{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}"
-    async with conversation_repo.single_statements(sessions) as db:
+    async with single_statements(sessions) as db:
         await open_turn(db, conversation, who)
         await conversation_repo.append_messages(db, conversation, turn("q", "a"))
         # Committed as they ran: another connection sees them before this one is returned.
@@ -145,7 +145,7 @@ async def test_each_statement_commits_on_its_own_when_sessions_are_on_the_engine
     assert owner == opened.user.id
 
 
-async def _backend_pid(db: conversation_repo.Db) -> int:
+async def _backend_pid(db: Db) -> int:
     assert not isinstance(db, AsyncSession)
     cursor = await db.execute("SELECT pg_backend_pid()")
     row = await cursor.fetchone()
@@ -159,12 +159,12 @@ async def test_pooled_connection_goes_back_out_of_autocommit_when_the_statements
     engine = create_engine(pg_url, pool_size=1)
     try:
         sessions = session_factory(engine)
-        async with conversation_repo.single_statements(sessions) as db:
+        async with single_statements(sessions) as db:
             first = await _backend_pid(db)
         async with engine.connect() as connection:
             raw = (await connection.get_raw_connection()).driver_connection
             assert raw.autocommit is False  # a session's transaction is a transaction again
-        async with conversation_repo.single_statements(sessions) as db:
+        async with single_statements(sessions) as db:
             assert await _backend_pid(db) == first  # the same pooled connection, lent again
         assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
@@ -178,7 +178,7 @@ async def test_connection_is_replaced_when_the_server_closed_it_while_it_was_len
         lent: list[int] = []
 
         async def closed_under_us() -> None:
-            async with conversation_repo.single_statements(sessions) as db:
+            async with single_statements(sessions) as db:
                 lent.append(await _backend_pid(db))
                 async with sessions() as admin:  # another connection (overflow) ends this one's backend
                     await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": lent[0]})
@@ -187,7 +187,7 @@ async def test_connection_is_replaced_when_the_server_closed_it_while_it_was_len
         with pytest.raises(psycopg.OperationalError):
             await closed_under_us()
         assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-        async with conversation_repo.single_statements(sessions) as db:
+        async with single_statements(sessions) as db:
             assert await _backend_pid(db) != lent[0]  # a new connection, not the closed one
     finally:
         await engine.dispose()

@@ -72,6 +72,7 @@ class FakeAssistant:
     fail_before: BaseException | None = None
     fail_after: BaseException | None = None  # raised mid-stream, after the tool events
     calls: list[tuple[str, str, Asker, Language | None]] = field(default_factory=list)
+    limiter: FakeLimiter | None = None  # spends the asker's limits first, as the `Assistant` contract says
 
     def answer(self, conversation_id: str, language: Language | None) -> Answer:
         return Answer(
@@ -96,6 +97,8 @@ class FakeAssistant:
     async def stream(
         self, text: str, *, conversation_id: str, asker: Asker, language: Language | None = None
     ) -> AsyncIterator[AgentEvent]:
+        if self.limiter is not None and asker.limits:
+            await self.limiter.acquire_all(asker.limits)
         self.calls.append((text, conversation_id, asker, language))
         if self.fail_before is not None:
             raise self.fail_before
@@ -154,10 +157,13 @@ def make_services(
         env="test",
         limits=LimitSettings(anonymous_requests_per_minute=requests_per_minute),
     )
+    limiter = limiter or FakeLimiter()
+    assistant = assistant or FakeAssistant()
+    assistant.limiter = limiter
     return Services(
         settings=settings,
-        assistant=assistant or FakeAssistant(),
-        limiter=limiter or FakeLimiter(),
+        assistant=assistant,
+        limiter=limiter,
         vin=VinDeps(decoders={}),
         sessions=async_sessionmaker(),
         health=health or FakeHealth(),
@@ -283,7 +289,8 @@ async def test_answer_comes_back_with_a_new_conversation_id_when_the_client_send
     text, conversation_id, asker, language = assistant.calls[0]
     assert text == "what car is 1HGCM82633A004352?"
     assert conversation_id == body["conversation_id"]
-    assert asker == Asker(external_id=f"anon:{conversation_id}", channel="api")
+    per_ip = LimitCheck("ip:127.0.0.1:requests:minute", Limit(30, timedelta(minutes=1)))
+    assert asker == Asker(external_id=f"anon:{conversation_id}", channel="api", limits=(per_ip,))
     assert language is None
 
 
@@ -297,7 +304,11 @@ async def test_the_given_conversation_and_language_are_used_when_the_client_send
     assert response.status_code == 200
     assert response.json()["conversation_id"] == given
     assert response.json()["language"] == "es"
-    assert assistant.calls[0][1:] == (given, Asker(f"anon:{given}", "api"), "es")
+    assert assistant.calls[0][1:3] == (
+        given,
+        Asker(f"anon:{given}", "api", limits=assistant.calls[0][2].limits),
+    )
+    assert assistant.calls[0][3] == "es"
 
 
 @pytest.mark.parametrize(

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import psycopg
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tools.errors import NotAllowed
 from tools.storage.models import Conversation, Message
+from tools.storage.session import Db
+from tools.storage.session import rows as _rows
 from tools.storage.user_repo import UserRecord
 
 
@@ -44,56 +42,6 @@ class OpenedTurn:
 
     user: UserRecord
     messages: list[StoredMessage]
-
-
-Db = AsyncSession | psycopg.AsyncConnection[Any]
-"""Where the turn's statements run: a session, or a pooled psycopg connection in autocommit."""
-
-
-@asynccontextmanager
-async def single_statements(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Db]:
-    """Open a connection whose statements commit one by one (no BEGIN and COMMIT round trips).
-
-    For the assistant's turn, whose reads and writes are each one statement (atomic on its
-    own); a statement that fails changes nothing. The statements go to the pooled psycopg
-    connection itself, checked out of the engine's pool directly (its checkout and checkin
-    events, liveness ping and reset included): each statement costs half the CPU it costs
-    through a SQLAlchemy session, and the checkout a third less than through `AsyncEngine.connect`.
-    Sessions bound to a connection rather than an engine (the tests' rolled-back outer
-    transaction) run them in one transaction instead.
-    """
-    bind = sessions.kw.get("bind")
-    if not isinstance(bind, AsyncEngine):
-        async with sessions() as session, session.begin():
-            yield session
-        return
-    pooled = await greenlet_spawn(bind.sync_engine.pool.connect)
-    try:
-        raw = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
-        await raw.set_autocommit(True)
-        try:
-            yield raw
-        finally:
-            # Back to the pool as it was lent. A connection that cannot be switched back
-            # (broken, busy after a cancelled statement, or the switch itself cancelled) is
-            # discarded: lent out in autocommit, it would commit a later transaction's statements one by one.
-            try:
-                await raw.set_autocommit(False)
-            except BaseException as e:
-                await asyncio.shield(greenlet_spawn(pooled.invalidate, e))
-                if not isinstance(e, psycopg.Error):
-                    raise
-    finally:
-        await asyncio.shield(greenlet_spawn(pooled.close))
-
-
-async def _rows(db: Db, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Run one statement (psycopg's `%(name)s` parameters); return its rows, if it has any."""
-    if isinstance(db, AsyncSession):
-        result = await (await db.connection()).exec_driver_sql(sql, dict(params))
-        return [tuple(row) for row in result] if result.returns_rows else []
-    cursor = await db.execute(sql, params)
-    return await cursor.fetchall() if cursor.description is not None else []
 
 
 # The user, the conversation's owner and (only when the user owns it) its last messages,
@@ -153,19 +101,24 @@ async def open_turn(
     limit: int,
     username: str | None = None,
     language: str = "en",
+    before_writes: Callable[[], Awaitable[None]] | None = None,
 ) -> OpenedTurn:
     """Return the user (created on first contact) and the conversation's last `limit` messages.
 
     Creates the conversation for the user when it is new. One statement on the common path
     (a known user in their own conversation), the same as `get_or_create_user`,
-    `open_conversation` and `load_messages` in turn.
+    `open_conversation` and `load_messages` in turn. `before_writes` is awaited before the
+    first row is written, if one is (the caller's admission check: a call it refuses writes
+    nothing).
 
     Raises:
         NotAllowed: the conversation exists and belongs to another user.
     """
+    admit = _once(before_writes)
     query = {"conversation_id": conversation_id, "external_id": external_id, "limit": limit}
     rows = await _rows(db, _OPEN_TURN, query)
     if not rows:
+        await admit()
         contact = {
             "external_id": external_id,
             "username": username,
@@ -187,6 +140,7 @@ async def open_turn(
     user = UserRecord(*first[:5])
     owner = first[5]
     if owner is None:
+        await admit()
         await _create_conversation(db, conversation_id, user_id=user.id, channel=channel)
         return OpenedTurn(user, [])
     if owner != user.id:
@@ -205,6 +159,17 @@ async def open_turn(
         if r[6] is not None
     ]
     return OpenedTurn(user, messages)
+
+
+def _once(call: Callable[[], Awaitable[None]] | None) -> Callable[[], Awaitable[None]]:
+    """Return a function that awaits `call` the first time only (and nothing when None)."""
+    pending = [] if call is None else [call]
+
+    async def run() -> None:
+        if pending:
+            await pending.pop()()
+
+    return run
 
 
 async def _create_conversation(db: Db, conversation_id: str, *, user_id: int, channel: str) -> None:
@@ -291,18 +256,20 @@ _APPEND = """
         SELECT 1 FROM conversations c WHERE c.id = %(conversation_id)s AND c.user_id = %(user_id)s
     )
     ORDER BY r.ordinal
+    RETURNING id
 """
 
 
 async def append_messages(
     db: Db, conversation_id: str, messages: Sequence[StoredMessage], *, user_id: int | None = None
-) -> None:
+) -> int | None:
     """Append a turn's messages, in order, and touch the conversation (one statement).
 
-    With `user_id`, only if the conversation is still that user's.
+    With `user_id`, only if the conversation is still that user's. Returns the id of the
+    last message stored (ids grow in the order given), or None when nothing was stored.
     """
     if not messages:
-        return
+        return None
     rows = [
         {
             "role": m.role,
@@ -324,7 +291,8 @@ async def append_messages(
         "user_id": user_id,
         "rows": json.dumps(rows, ensure_ascii=False),
     }
-    await _rows(db, _APPEND, params)
+    ids = await _rows(db, _APPEND, params)
+    return max((row[0] for row in ids), default=None)
 
 
 async def forget_conversations(session: AsyncSession, user_id: int) -> int:

@@ -47,7 +47,7 @@ async def latest_answer_id(
 ) -> int | None:
     """Return the id of the conversation's newest assistant answer (text, not a tool call).
 
-    On a psycopg connection in autocommit (`conversation_repo.single_statements`) this is
+    On a psycopg connection in autocommit (`session.single_statements`) this is
     one round trip, with no BEGIN and ROLLBACK around it.
     """
     if not isinstance(session, AsyncSession):

@@ -66,7 +66,7 @@ async def find_or_create_user(
 ) -> UserRecord:
     """Return the user with `external_id` as `get_or_create_user` does, in single statements.
 
-    On a psycopg connection in autocommit (`conversation_repo.single_statements`) a known
+    On a psycopg connection in autocommit (`session.single_statements`) a known
     user costs one round trip, with no BEGIN and COMMIT around it; a session runs
     `get_or_create_user`.
     """

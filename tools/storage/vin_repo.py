@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from tools.domain.vehicle import DecodedVehicle
 from tools.errors import ProviderUnavailable
 from tools.providers.base import DecodeRequest
 from tools.storage.models import UserVinHistory, VinCacheEntry
+from tools.storage.session import Db, rows
 
 # A database that is down or unreachable; the durable cache then degrades to a miss.
 DB_FAILURES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, SQLTimeoutError, OSError)
@@ -97,29 +99,42 @@ class HistoryEntry:
     decoded_at: datetime
 
 
-async def record_history(
-    session: AsyncSession, user_id: int, vehicles: Sequence[DecodedVehicle], *, channel: str
-) -> None:
-    """Append decodes to the user's history (in the caller's transaction)."""
+# Every row as one JSON parameter: one statement, and the same text whatever the row count
+# (prepared once per connection); rows are inserted in the order given.
+_RECORD_HISTORY = """
+    INSERT INTO user_vin_history (user_id, vin, valid, model_year, make, model, title, provider, channel)
+    SELECT %(user_id)s, r.vin, r.valid, r.model_year, r.make, r.model, r.title, r.provider, %(channel)s
+    FROM ROWS FROM (
+        jsonb_to_recordset(CAST(%(rows)s AS jsonb)) AS (
+            vin text, valid boolean, model_year integer, make text, model text, title text, provider text
+        )
+    ) WITH ORDINALITY AS r (vin, valid, model_year, make, model, title, provider, ordinal)
+    ORDER BY r.ordinal
+"""
+
+
+async def record_history(db: Db, user_id: int, vehicles: Sequence[DecodedVehicle], *, channel: str) -> None:
+    """Append decodes to the user's history, in order (one statement).
+
+    In autocommit (`session.single_statements`) the statement commits on its own; in a
+    session, as part of its transaction.
+    """
     if not vehicles:
         return
-    await session.execute(
-        insert(UserVinHistory),
-        [
-            {
-                "user_id": user_id,
-                "vin": v.vin,
-                "valid": v.valid,
-                "model_year": v.model_year,
-                "make": (v.make or "")[:64] or None,
-                "model": (v.model or "")[:128] or None,
-                "title": v.title[:256],
-                "provider": v.source.provider,
-                "channel": channel[:16],
-            }
-            for v in vehicles
-        ],
-    )
+    entries = [
+        {
+            "vin": v.vin,
+            "valid": v.valid,
+            "model_year": v.model_year,
+            "make": (v.make or "")[:64] or None,
+            "model": (v.model or "")[:128] or None,
+            "title": v.title[:256],
+            "provider": v.source.provider,
+        }
+        for v in vehicles
+    ]
+    params = {"user_id": user_id, "channel": channel[:16], "rows": json.dumps(entries, ensure_ascii=False)}
+    await rows(db, _RECORD_HISTORY, params)
 
 
 async def list_history(session: AsyncSession, user_id: int, *, limit: int = 20) -> list[HistoryEntry]:
