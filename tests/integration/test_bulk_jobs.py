@@ -493,6 +493,41 @@ async def test_a_stored_result_of_another_layout_is_rejected_when_a_job_is_read(
     assert (await bulk.get_status(job_id, deps=deps, caller=caller)).summary is not None
 
 
+async def test_lines_and_results_need_their_job_and_go_with_it_when_written_renamed_or_deleted(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # Migration 0009 checks the reference once per statement (triggers), not per row (a foreign key).
+    _, _, job_id = await _in_process_job(sessions, ultravin.generate(12, seed=31, now=NOW))
+    await bulk.process_chunk(
+        job_id, 0, sessions=sessions, vin=VinDeps(decoders={"offline": UltravinDecoder()})
+    )
+    missing = "f" * 32
+    orphans = {
+        "job_items": "INSERT INTO job_items (job_id, line, input, state) "
+        "SELECT :job, line, input, state FROM job_items WHERE job_id = :owner",
+        "job_results": "INSERT INTO job_results (job_id, line, layout, cells) "
+        "SELECT :job, line, layout, cells FROM job_results WHERE job_id = :owner",
+    }
+    for table, insert in orphans.items():
+        with pytest.raises(DBAPIError, match=f"a row of {table} names a job that does not exist"):
+            async with transaction(sessions) as session:
+                await session.execute(text(insert), {"job": missing, "owner": job_id})
+    with pytest.raises(DBAPIError, match="a job's id cannot change"):
+        async with transaction(sessions) as session:
+            await session.execute(
+                text("UPDATE jobs SET id = :new WHERE id = :job"), {"new": missing, "job": job_id}
+            )
+
+    async with transaction(sessions) as session:
+        counts = (
+            "SELECT (SELECT count(*) FROM job_items WHERE job_id = :job),"
+            " (SELECT count(*) FROM job_results WHERE job_id = :job)"
+        )
+        assert (await session.execute(text(counts), {"job": job_id})).one() == (12, 12)
+        await session.execute(text("DELETE FROM jobs WHERE id = :job"), {"job": job_id})
+        assert (await session.execute(text(counts), {"job": job_id})).one() == (0, 0)
+
+
 def layout_1(vehicle: DecodedVehicle) -> list[object]:
     """A result as migration 0007 left it in `job_items.result`: layout 1, a JSON array."""
     dumped = vehicle.model_dump(mode="json", exclude={"raw"})

@@ -10,7 +10,9 @@ block of lines into one text; the JSON download turns the same cells into JSON w
 per-layout template, without building the vehicle again. Every reader checks the stored
 layout and rejects a row of another one (`ResultLayoutMismatch`, or a failed query)
 rather than misread it. Lines and results go in with COPY: jobs have up to a hundred
-thousand lines.
+thousand lines. Their reference to the job is checked once per statement by triggers
+(migration 0009), not row by row by a foreign key, which cost PostgreSQL more than the
+rest of the COPY.
 """
 
 from __future__ import annotations
@@ -331,36 +333,31 @@ def _errors_cells(raw: tuple[RawValue | None, RawValue | None]) -> tuple[str, st
     return _csv_cell("; ".join(f"{e.code}: {e.message}" for e in errors)), detail, blocking
 
 
-class _Segment(NamedTuple):
-    """Consecutive `VPIC_FIELDS` entries rendered together: a run of one-variable fields, or one group."""
+# Each field's rendered cells come from a memo keyed by its raw value (or tuple of values):
+# vPIC values repeat across VINs (an engine's ten values, a plant, "Not Applicable"), so
+# most lines are a dict look-up per field. Memos are per process and bounded.
+_FIELD_CELLS = tuple(_Memo(_field_cells(f.read)).__getitem__ for f in VPIC_FIELDS)
+_VARIABLES = tuple(variable for f in VPIC_FIELDS for variable in f.variables)
+"""Every variable the `VPIC_FIELDS` read, flat: one `map` looks a decode's values up."""
 
-    cells: tuple[Callable[[Any], str], ...]  # per field of a run, or the group's one
-    variables: tuple[str, ...]  # per field of a run, or the group's variables
-    group: bool
 
-
-def _segments() -> tuple[_Segment, ...]:
-    # Each field's rendered cells come from a memo keyed by its raw value (or tuple of values):
-    # vPIC values repeat across VINs (an engine's ten values, a plant, "Not Applicable"), so
-    # most lines are a dict look-up per field. Memos are per process and bounded.
-    segments: list[_Segment] = []
+def _groups() -> tuple[tuple[int, int], ...]:
+    # Where each field of several variables sits in the flat values, last first: folding a
+    # group into its tuple moves the later positions, not the earlier ones.
+    groups: list[tuple[int, int]] = []
+    at = 0
     for f in VPIC_FIELDS:
-        cells = _Memo(_field_cells(f.read)).__getitem__
         if len(f.variables) > 1:
-            segments.append(_Segment((cells,), f.variables, group=True))
-        elif segments and not segments[-1].group:
-            run = segments.pop()
-            segments.append(_Segment((*run.cells, cells), (*run.variables, *f.variables), group=False))
-        else:
-            segments.append(_Segment((cells,), f.variables, group=False))
-    return tuple(segments)
+            groups.append((at, at + len(f.variables)))
+        at += len(f.variables)
+    return tuple(reversed(groups))
 
 
-_SEGMENTS = _segments()
-_READERS = {f.name: f for f in VPIC_FIELDS}
-_MAKE, _MODEL_YEAR, _VEHICLE_TYPE = (_Memo(_READERS[name].read).__getitem__ for name in SUMMARY_FIELDS)
-_MAKE_VARIABLE, _MODEL_YEAR_VARIABLE, _VEHICLE_TYPE_VARIABLE = (
-    _READERS[name].variables[0] for name in SUMMARY_FIELDS
+_GROUPS = _groups()
+_FIELD_AT = {f.name: i for i, f in enumerate(VPIC_FIELDS)}
+_MAKE_AT, _MODEL_YEAR_AT, _VEHICLE_TYPE_AT = (_FIELD_AT[name] for name in SUMMARY_FIELDS)
+_MAKE, _MODEL_YEAR, _VEHICLE_TYPE = (
+    _Memo(VPIC_FIELDS[_FIELD_AT[name]].read).__getitem__ for name in SUMMARY_FIELDS
 )
 _ERRORS_CELLS = _Memo(_errors_cells).__getitem__
 
@@ -385,18 +382,15 @@ class VpicRenderer:
     ) -> ItemResult:
         """Return the stored result of one line from ultravin's `vin`, `attributes` and check-digit flag."""
         get = attributes.get
+        # One look-up per field in C: the values of every variable, each group's folded into
+        # its tuple, mapped through the fields' memos (`map(call, memos, values)`) and joined.
+        values: list[Any] = list(map(get, _VARIABLES))
+        for first, end in _GROUPS:
+            values[first:end] = (tuple(values[first:end]),)
         try:
-            # A run's look-ups in C (`map(call, memos, values)`); a group's by its tuple of values.
-            middle = ",".join(
-                [
-                    cells[0](tuple(map(get, variables)))
-                    if group
-                    else ",".join(map(call, cells, map(get, variables)))
-                    for cells, variables, group in _SEGMENTS
-                ]
-            )
+            middle = ",".join(map(call, _FIELD_CELLS, values))
             errors, detail, blocking = _ERRORS_CELLS((get("Error Code"), get("Error Text")))
-            make = _MAKE(get(_MAKE_VARIABLE))
+            make = _MAKE(values[_MAKE_AT])
         except TypeError:
             # A list (unhashable) where vPIC promises a string: the vehicle's own way, which reads it.
             fields = trusted_fields(vin, attributes, check_digit_valid=check_digit_valid, source=self._source)
@@ -408,8 +402,8 @@ class VpicRenderer:
             line,
             valid,
             make,
-            _MODEL_YEAR(get(_MODEL_YEAR_VARIABLE)),
-            _VEHICLE_TYPE(get(_VEHICLE_TYPE_VARIABLE)),
+            _MODEL_YEAR(values[_MODEL_YEAR_AT]),
+            _VEHICLE_TYPE(values[_VEHICLE_TYPE_AT]),
             None,
             f"{_csv_cell(vin)},{'true' if valid else 'false'},{'true' if check_digit_valid else 'false'},"
             f"{middle},{errors},{_csv_cell(' '.join(suggestions)) if suggestions else ''},"
@@ -671,9 +665,10 @@ async def create_job(
 async def get_job(session: AsyncSession, job_id: str, *, lock: bool = False) -> JobRecord | None:
     """Return the job, or None; `lock` holds its row until the transaction ends.
 
-    The lock is FOR NO KEY UPDATE, which the key-share locks of the foreign-key checks
-    of a chunk's result rows do not block: two chunks that both wrote results and then
-    lock the job would otherwise deadlock, each waiting for the other's key-share lock.
+    The lock is FOR NO KEY UPDATE, which the key-share lock a chunk's result rows take on
+    their job (the reference check of migration 0009, once per statement) does not block:
+    two chunks that both wrote results and then lock the job would otherwise deadlock,
+    each waiting for the other's key-share lock.
     """
     stmt = select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
     if lock:

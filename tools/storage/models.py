@@ -153,7 +153,9 @@ class JobItem(Base):
         Index("ix_job_items_invalid", "job_id", "line", postgresql_where=text("state = 'invalid'")),
     )
 
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # References `jobs.id` through statement-level triggers (migration 0009), not a foreign key:
+    # checked once per COPY instead of once per line, with the same lock and ON DELETE CASCADE.
+    job_id: Mapped[str] = mapped_column(String(32))
     line: Mapped[int] = mapped_column(Integer)
     input: Mapped[str] = mapped_column(String(80))
     vin: Mapped[str | None] = mapped_column(String(17))
@@ -174,7 +176,7 @@ class JobResult(Base):
     __tablename__ = "job_results"
     __table_args__ = (PrimaryKeyConstraint("job_id", "line", name="pk_job_results"),)
 
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(String(32))  # references `jobs.id` as `JobItem.job_id` does
     line: Mapped[int] = mapped_column(Integer)
     layout: Mapped[int] = mapped_column(SmallInteger)
     make: Mapped[str | None] = mapped_column(Text)
