@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import hashlib
 import json
 import logging
@@ -949,35 +950,25 @@ async def search_specs(
         async with repo.reading(deps.sessions) as session:
             # one search: the vector ranking, the fusion and the rows come back in one statement
             load = limit if len(searches) == 1 else None
+            rank = functools.partial(
+                _rank,
+                session,
+                terms=parsed.terms,
+                vector_task=vector_task,
+                limit=limit,
+                settings=settings,
+                load=load,
+                counts=deps.filter_counts,
+                version=data_version,
+            )
             for search in searches:
                 chain = _relaxations(search)
-                outcome = await _rank(
-                    session,
-                    search,
-                    parsed.terms,
-                    vector_task,
-                    limit=limit,
-                    settings=settings,
-                    chain=chain,
-                    load=load,
-                    counts=deps.filter_counts,
-                    version=data_version,
-                )
+                outcome = await rank(search, chain=chain)
                 if outcome.loosen is not None:
                     # nothing passes the filters (a year the model does not have, ...): loosen them
                     search, dropped = chain[outcome.loosen]
                     relaxed += [d for d in dropped if d not in relaxed]
-                    outcome = await _rank(
-                        session,
-                        search,
-                        parsed.terms,
-                        vector_task,
-                        limit=limit,
-                        settings=settings,
-                        load=load,
-                        counts=deps.filter_counts,
-                        version=data_version,
-                    )
+                    outcome = await rank(search)
                 ranked.append(outcome)
             chosen = _interleave([r.fused for r in ranked], limit)
             loaded = ranked[0].rows if load is not None else None
