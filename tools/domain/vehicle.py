@@ -363,13 +363,14 @@ class _Readers(NamedTuple):
     plant: Callable[[Any], Plant]
 
 
-class _Memo(dict[Any, Any]):
+class BoundedMemo(dict[Any, Any]):
     """A bounded memo: `memo[key]` computes `build(key)` once, then serves it until the memo fills up.
 
-    vPIC values repeat across VINs ("Not Applicable", "Gasoline", an engine's ten
-    values), so a dict look-up replaces the parsing, and the frozen sub-models
-    (`Engine`, `Plant`, `Transmission`, the error tuples) are shared between
-    vehicles. Only values that do not depend on the VIN's serial part are memoised.
+    Full, it is emptied and fills again. Here, vPIC values repeat across VINs ("Not
+    Applicable", "Gasoline", an engine's ten values), so a dict look-up replaces the
+    parsing, and the frozen sub-models (`Engine`, `Plant`, `Transmission`, the error
+    tuples) are shared between vehicles. Only values that do not depend on the VIN's
+    serial part are memoised.
     """
 
     def __init__(self, build: Callable[[Any], Any], *, limit: int = 50_000) -> None:
@@ -388,7 +389,7 @@ class _Memo(dict[Any, Any]):
 _READ = _Readers(_clean_text, _clean_integer, _errors_and_blocking, _transmission, _engine, _plant)
 # Keys are raw `str` values (or None for an absent variable) or tuples of them; a list
 # (unhashable) or a value of another type makes a look-up raise, and `_fields_from_template` gives up.
-_READ_MEMOISED = _Readers(*(_Memo(read).__getitem__ for read in _READ))
+_READ_MEMOISED = _Readers(*(BoundedMemo(read).__getitem__ for read in _READ))
 
 
 # Every variable the fields other than `vin`, `check_digit_valid`, `suggestions`, `source`
@@ -423,7 +424,7 @@ def _template_from_key(key: tuple[str | None, ...]) -> dict[str, Any]:
 
 _VEHICLE_FIELD_ORDER = tuple(DecodedVehicle.model_fields)
 _EMPTY_RAW: dict[str, RawValue] = {}  # a placeholder only: every vehicle gets its own `raw`
-_TEMPLATES = _Memo(_template_from_key, limit=20_000)
+_TEMPLATES = BoundedMemo(_template_from_key, limit=20_000)
 
 
 def _fields_from_template(

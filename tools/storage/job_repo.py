@@ -37,7 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tools.domain.vehicle import (
     VPIC_FIELDS,
+    BoundedMemo,
     DecodedVehicle,
+    DecodeIssue,
     DecodeSource,
     RawValue,
     errors_from_vpic,
@@ -167,6 +169,16 @@ class ResultLayoutMismatch(RuntimeError):
 _TEXT_OF_BOOL: dict[bool | None, str | None] = {True: "true", False: "false", None: None}
 
 
+def _errors_text(errors: Sequence[DecodeIssue]) -> str:
+    """Return the `errors` cell: each issue as `code: message`, joined by "; "."""
+    return "; ".join(f"{e.code}: {e.message}" for e in errors)
+
+
+def _errors_detail(errors: Sequence[DecodeIssue]) -> str:
+    """Return the stored `detail` of a line's issues: a JSON array of `{code, message}`."""
+    return json.dumps([{"code": e.code, "message": e.message} for e in errors], ensure_ascii=False)
+
+
 def _flatten(f: Mapping[str, Any]) -> list[Any]:
     """Return the `RESULT_LAYOUT` cells of a vehicle's fields, then `error` and `error_message` (None).
 
@@ -212,7 +224,7 @@ def _flatten(f: Mapping[str, Any]) -> list[Any]:
         p["country"],
         f["gvwr"],
         f["gvwr_to"],
-        "; ".join(f"{i.code}: {i.message}" for i in errors) if errors else None,
+        _errors_text(errors) if errors else None,
         " ".join(suggestions) if suggestions else None,
         s["provider"],
         bools[s["fallback"]],
@@ -260,11 +272,7 @@ class ResultRenderer:
         """Return the stored result of one decoded line from the vehicle's fields (its `__dict__`)."""
         errors = fields["errors"]
         cells = _flatten(fields)
-        detail = (
-            json.dumps([{"code": e.code, "message": e.message} for e in errors], ensure_ascii=False)
-            if errors
-            else None
-        )
+        detail = _errors_detail(errors) if errors else None
         return ItemResult(
             line,
             fields["valid"],
@@ -286,22 +294,6 @@ class ResultRenderer:
 
 SUMMARY_FIELDS = ("make", "model_year", "vehicle_type")
 """The typed summary columns of a stored result (besides `error`)."""
-
-
-class _Memo(dict[Any, Any]):
-    """A bounded memo: `memo[key]` computes `build(key)` once, then serves it until the memo fills up."""
-
-    def __init__(self, build: Callable[[Any], Any], *, limit: int = 20_000) -> None:
-        super().__init__()
-        self._build = build
-        self._limit = limit
-
-    def __missing__(self, key: Any) -> Any:
-        value = self._build(key)
-        if len(self) >= self._limit:
-            self.clear()
-        self[key] = value
-        return value
 
 
 def _value_cell(value: object) -> str:
@@ -329,14 +321,14 @@ def _errors_cells(raw: tuple[RawValue | None, RawValue | None]) -> tuple[str, st
     errors, blocking = errors_from_vpic(*raw)
     if not errors:
         return "", None, blocking
-    detail = json.dumps([{"code": e.code, "message": e.message} for e in errors], ensure_ascii=False)
-    return _csv_cell("; ".join(f"{e.code}: {e.message}" for e in errors)), detail, blocking
+    return _csv_cell(_errors_text(errors)), _errors_detail(errors), blocking
 
 
 # Each field's rendered cells come from a memo keyed by its raw value (or tuple of values):
 # vPIC values repeat across VINs (an engine's ten values, a plant, "Not Applicable"), so
 # most lines are a dict look-up per field. Memos are per process and bounded.
-_FIELD_CELLS = tuple(_Memo(_field_cells(f.read)).__getitem__ for f in VPIC_FIELDS)
+_MEMO_LIMIT = 20_000
+_FIELD_CELLS = tuple(BoundedMemo(_field_cells(f.read), limit=_MEMO_LIMIT).__getitem__ for f in VPIC_FIELDS)
 _VARIABLES = tuple(variable for f in VPIC_FIELDS for variable in f.variables)
 """Every variable the `VPIC_FIELDS` read, flat: one `map` looks a decode's values up."""
 
@@ -357,9 +349,9 @@ _GROUPS = _groups()
 _FIELD_AT = {f.name: i for i, f in enumerate(VPIC_FIELDS)}
 _MAKE_AT, _MODEL_YEAR_AT, _VEHICLE_TYPE_AT = (_FIELD_AT[name] for name in SUMMARY_FIELDS)
 _MAKE, _MODEL_YEAR, _VEHICLE_TYPE = (
-    _Memo(VPIC_FIELDS[_FIELD_AT[name]].read).__getitem__ for name in SUMMARY_FIELDS
+    BoundedMemo(VPIC_FIELDS[_FIELD_AT[name]].read, limit=_MEMO_LIMIT).__getitem__ for name in SUMMARY_FIELDS
 )
-_ERRORS_CELLS = _Memo(_errors_cells).__getitem__
+_ERRORS_CELLS = BoundedMemo(_errors_cells, limit=_MEMO_LIMIT).__getitem__
 
 
 class VpicRenderer:
