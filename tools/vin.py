@@ -134,9 +134,7 @@ async def decode_many(
         for index, vehicle in zip(positions, vehicles, strict=True):
             # Each value has its field's type already (the vehicle is built by the decoder),
             # so the result is built without validating them again: one per decoded VIN.
-            raw = raws[index]
-            shown = raw if len(raw) <= _CLIP else _clip(raw)
-            fields = {"line": index + 1, "input": shown, "vehicle": vehicle, "error": None}
+            fields = {"line": index + 1, "input": _clip(raws[index]), "vehicle": vehicle, "error": None}
             results[index] = construct_validated(VinResult, fields, _DECODED_FIELDS)
     return [r for r in results if r is not None]
 
@@ -148,13 +146,7 @@ async def _decode_valid(
     if caller is not None and deps.limiter is not None:
         await _spend_quota(deps.limiter, deps.limits, caller, len(requests))
     vehicles = await decoder.decode_many(requests)
-    vehicles = [
-        # `_with_local_suggestions`'s own test first: most VINs need no call.
-        v
-        if v.suggestions or (v.check_digit_valid and v.vin == r.vin.value)
-        else _with_local_suggestions(r.vin, v)
-        for r, v in zip(requests, vehicles, strict=True)
-    ]
+    vehicles = [_with_local_suggestions(r.vin, v) for r, v in zip(requests, vehicles, strict=True)]
     if caller is not None and deps.sessions is not None:
         # One statement, committed on its own: no BEGIN and COMMIT round trips around it.
         async with single_statements(deps.sessions) as db:
@@ -206,10 +198,7 @@ def _check_year(year: int | None) -> int | None:
     return year
 
 
-_CLIP = 64
-
-
-def _clip(raw: str, limit: int = _CLIP) -> str:
+def _clip(raw: str, limit: int = 64) -> str:
     return raw if len(raw) <= limit else raw[:limit] + "…"
 
 

@@ -53,20 +53,7 @@ class UltravinDecoder:
         self, requests: Sequence[DecodeRequest], *, keep_raw: bool = True
     ) -> list[DecodedVehicle]:
         """Decode many VINs without an event loop (`keep_raw=False`: leave `raw` empty)."""
-        # `_to_vehicle` inlined: one Python call less per VIN in the capability's hot loop.
-        source = self._source
-        return [
-            vehicle_from_vpic(
-                row["vin"],
-                row["attributes"],
-                check_digit_valid=bool(row["check_digit_valid"]),
-                source=source,
-                trusted=True,
-                keep_raw=keep_raw,
-                adopt_raw=True,
-            )
-            for row in _decode_rows(requests)
-        ]
+        return [self._to_vehicle(row, keep_raw=keep_raw) for row in _decode_rows(requests)]
 
     def decode_rows_sync(self, requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
         """Decode many VINs into ultravin's rows (`vin`, `check_digit_valid`, `attributes`, ...), in order.
