@@ -54,6 +54,7 @@ from tools.providers.base import Cache
 from tools.settings import KnowledgeSettings
 from tools.storage import knowledge_repo as repo
 from tools.storage.knowledge_repo import DocumentFilter, DocumentRow
+from tools.storage.session import autocommit_session
 
 logger = logging.getLogger(__name__)
 
@@ -947,7 +948,7 @@ async def search_specs(
     relaxed: list[str] = []
     ranked: list[_Ranked] = []
     try:
-        async with repo.reading(deps.sessions) as session:
+        async with autocommit_session(deps.sessions) as session:
             # one search: the vector ranking, the fusion and the rows come back in one statement
             load = limit if len(searches) == 1 else None
             rank = functools.partial(

@@ -21,7 +21,7 @@ from tools.settings import KnowledgeSettings
 from tools.specs import KnowledgeDeps, SpecNotFound, get_specs, get_specs_for_vehicle, rrf, search_specs
 from tools.storage import knowledge_repo as repo
 from tools.storage.knowledge_repo import DocumentFilter, vector_statement
-from tools.storage.session import create_engine, session_factory
+from tools.storage.session import autocommit_session, create_engine, session_factory
 
 pytestmark = pytest.mark.integration
 
@@ -481,14 +481,14 @@ async def test_search_statements_autocommit_and_the_connection_goes_back_to_the_
     engine = create_engine(knowledge_url, pool_size=1)
     try:
         sessions = session_factory(engine)
-        async with repo.reading(sessions) as session:
+        async with autocommit_session(sessions) as session:
             raw = (await (await session.connection()).get_raw_connection()).driver_connection
             assert raw.autocommit
             assert await repo.count_upto(session, DocumentFilter(kind="spec"), 3) == 3
             assert raw.info.transaction_status == 0  # IDLE: nothing left open between statements
 
         async def fail_midway() -> None:
-            async with repo.reading(sessions) as failing:
+            async with autocommit_session(sessions) as failing:
                 await repo.count_upto(failing, DocumentFilter(kind="spec"), 3)
                 raise ZeroDivisionError
 

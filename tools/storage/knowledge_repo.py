@@ -14,23 +14,20 @@ scans) from returning fewer rows than asked.
 The filtered reads (`find`, `count_campaigns`, the rankings, `fused_documents`,
 `count_upto`, `first_match`, `documents`) write their SQL by hand (`_where` renders the
 filters) and run it on the session's own psycopg connection, inside whatever the session
-is in (a transaction, or autocommit under `reading`): building, caching and executing a
+is in (a transaction, or autocommit under `session.autocommit_session`): building, caching and executing a
 SQLAlchemy statement cost ~1.3 ms of CPU per statement against ~0.2 ms for the same SQL
 sent raw, several times per search.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-import psycopg
 from pgvector.utils import Vector as PgVector
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tools.storage.document_repo import DocumentFields
 from tools.storage.models import EMBEDDING_DIM, VehicleDocument
@@ -80,36 +77,6 @@ class Statement:
 
     sql: str
     params: dict[str, Any]
-
-
-@asynccontextmanager
-async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Open a session whose statements each commit on their own: no BEGIN and COMMIT round trips.
-
-    For search: reads that need no common snapshot, where a statement that sets
-    `hnsw.ef_search` goes in one pipeline with the query it is for (statements before a
-    pipeline's Sync are one implicit transaction). Sessions bound to a connection rather
-    than an engine (the tests' rolled-back outer transaction) run them in one transaction.
-    """
-    async with sessions() as session:
-        if not isinstance(sessions.kw.get("bind"), AsyncEngine):
-            async with session.begin():
-                yield session
-            return
-        connection = await session.connection()
-        raw: Any = (await connection.get_raw_connection()).driver_connection
-        await raw.set_autocommit(True)
-        try:
-            yield session
-        finally:
-            # Back to the pool as SQLAlchemy lent it; a connection that cannot be switched back is
-            # discarded: lent out in autocommit, it would commit a later transaction's statements one by one.
-            try:
-                await raw.set_autocommit(False)
-            except BaseException as e:
-                await asyncio.shield(connection.invalidate())
-                if not isinstance(e, psycopg.Error):
-                    raise
 
 
 async def _fetch(session: AsyncSession, *statements: Statement) -> list[tuple[Any, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -113,17 +113,51 @@ async def single_statements(sessions: async_sessionmaker[AsyncSession]) -> Async
         try:
             yield raw
         finally:
-            # Back to the pool as it was lent. A connection that cannot be switched back
-            # (broken, busy after a cancelled statement, or the switch itself cancelled) is
-            # discarded: lent out in autocommit, it would commit a later transaction's statements one by one.
-            try:
-                await raw.set_autocommit(False)
-            except BaseException as e:
-                await asyncio.shield(greenlet_spawn(pooled.invalidate, e))
-                if not isinstance(e, psycopg.Error):
-                    raise
+            await _back_to_transactions(raw, lambda e: greenlet_spawn(pooled.invalidate, e))
     finally:
         await asyncio.shield(greenlet_spawn(pooled.close))
+
+
+@asynccontextmanager
+async def autocommit_session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Open a session whose statements each commit on their own: no BEGIN and COMMIT round trips.
+
+    `single_statements` for code that runs on a session (search: reads that need no common
+    snapshot, where a statement that sets `hnsw.ef_search` goes in one pipeline with the
+    query it is for, as the statements before a pipeline's Sync are one implicit
+    transaction). Sessions bound to a connection rather than an engine (the tests'
+    rolled-back outer transaction) run them in one transaction.
+    """
+    async with sessions() as session:
+        if not isinstance(sessions.kw.get("bind"), AsyncEngine):
+            async with session.begin():
+                yield session
+            return
+        connection = await session.connection()
+        raw = cast(psycopg.AsyncConnection[Any], (await connection.get_raw_connection()).driver_connection)
+        await raw.set_autocommit(True)
+        try:
+            yield session
+        finally:
+            await _back_to_transactions(raw, lambda e: connection.invalidate())
+
+
+async def _back_to_transactions(
+    raw: psycopg.AsyncConnection[Any], discard: Callable[[BaseException], Awaitable[Any]]
+) -> None:
+    """Switch a connection lent in autocommit back to transactions before the pool takes it back.
+
+    A connection that cannot be switched back (broken, busy after a cancelled statement, or
+    the switch itself cancelled) is discarded (`discard`): lent out in autocommit, it would
+    commit a later transaction's statements one by one. Errors other than the driver's
+    (a cancellation) propagate once it is discarded.
+    """
+    try:
+        await raw.set_autocommit(False)
+    except BaseException as e:
+        await asyncio.shield(discard(e))
+        if not isinstance(e, psycopg.Error):
+            raise
 
 
 async def rows(db: Db, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
