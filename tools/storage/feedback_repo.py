@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tools.storage.models import Conversation, Feedback, Message
+from tools.storage.session import Db, rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +42,14 @@ _LATEST_ANSWER = """
 """
 
 
-async def latest_answer_id(
-    session: AsyncSession | psycopg.AsyncConnection[Any], conversation_id: str
-) -> int | None:
+async def latest_answer_id(db: Db, conversation_id: str) -> int | None:
     """Return the id of the conversation's newest assistant answer (text, not a tool call).
 
     On a psycopg connection in autocommit (`session.single_statements`) this is
     one round trip, with no BEGIN and ROLLBACK around it.
     """
-    if not isinstance(session, AsyncSession):
-        row = await (await session.execute(_LATEST_ANSWER, {"conversation_id": conversation_id})).fetchone()
-        return None if row is None else int(row[0])
-    query = (
-        select(Message.id, Message.tool_calls)
-        .where(Message.conversation_id == conversation_id, Message.role == "assistant")
-        .order_by(Message.id.desc())
-        .limit(4)
-    )
-    # An answer's `tool_calls` is SQL NULL or JSON null, depending on how it was written.
-    return next((row.id for row in (await session.execute(query)).all() if not row.tool_calls), None)
+    found = await rows(db, _LATEST_ANSWER, {"conversation_id": conversation_id})
+    return int(found[0][0]) if found else None
 
 
 async def record(session: AsyncSession, *, user_id: int, message_id: int, rating: int, channel: str) -> bool:

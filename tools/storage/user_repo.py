@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import psycopg
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tools.storage.models import User
+from tools.storage.session import Db, rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +30,8 @@ async def get_or_create_user(
     language: str = "en",
     tier: str = "free",
 ) -> UserRecord:
-    """Return the user with `external_id`, creating it with the given defaults if new."""
-    # Almost every call finds the user: one SELECT, and the upsert only for a first contact.
-    user = (await session.execute(select(User).where(User.external_id == external_id))).scalar_one_or_none()
-    if user is not None:
-        return UserRecord(user.id, user.external_id, user.username, user.language, user.tier)
-    stmt = (
-        insert(User)
-        .values(external_id=external_id, username=username, language=language, tier=tier)
-        .on_conflict_do_nothing(index_elements=[User.external_id])
-    )
-    await session.execute(stmt)
-    user = (await session.execute(select(User).where(User.external_id == external_id))).scalar_one()
-    return UserRecord(user.id, user.external_id, user.username, user.language, user.tier)
+    """Return the user with `external_id`, creating it with the given defaults if new (in the session)."""
+    return await find_or_create_user(session, external_id, username=username, language=language, tier=tier)
 
 
 _FIND = "SELECT id, external_id, username, language, tier FROM users WHERE external_id = %(external_id)s"
@@ -57,30 +44,26 @@ _CREATE = """
 
 
 async def find_or_create_user(
-    db: AsyncSession | psycopg.AsyncConnection[Any],
+    db: Db,
     external_id: str,
     *,
     username: str | None = None,
     language: str = "en",
     tier: str = "free",
 ) -> UserRecord:
-    """Return the user with `external_id` as `get_or_create_user` does, in single statements.
+    """Return the user with `external_id`, creating it with the given defaults if new.
 
-    On a psycopg connection in autocommit (`session.single_statements`) a known
-    user costs one round trip, with no BEGIN and COMMIT around it; a session runs
-    `get_or_create_user`.
+    Almost every call finds the user: one statement, and the insert only for a first
+    contact. On a psycopg connection in autocommit (`session.single_statements`) a known
+    user costs one round trip, with no BEGIN and COMMIT around it.
     """
-    if isinstance(db, AsyncSession):
-        return await get_or_create_user(db, external_id, username=username, language=language, tier=tier)
     params = {"external_id": external_id, "username": username, "language": language, "tier": tier}
-    row = await (await db.execute(_FIND, params)).fetchone()
-    if row is None:
-        row = await (await db.execute(_CREATE, params)).fetchone()
-    if row is None:  # created by a concurrent first contact in between
-        row = await (await db.execute(_FIND, params)).fetchone()
-    if row is None:  # pragma: no cover - users are never deleted
+    found = await rows(db, _FIND, params) or await rows(db, _CREATE, params)
+    if not found:  # created by a concurrent first contact in between
+        found = await rows(db, _FIND, params)
+    if not found:  # pragma: no cover - users are never deleted
         raise RuntimeError("the user disappeared while being created")
-    return UserRecord(*row)
+    return UserRecord(*found[0])
 
 
 async def set_language(session: AsyncSession, user_id: int, language: str) -> None:
