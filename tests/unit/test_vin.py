@@ -635,3 +635,33 @@ def test_fields_set_for_refuses_a_model_whose_hooks_it_would_skip_when_built_wit
             fields_set_for(cls, ["a"])
     with pytest.raises(TypeError, match="no fields"):
         fields_set_for(VinResult, ["line", "lines"])
+
+
+def test_values_holding_the_template_key_separator_never_share_a_template_when_built_trusted():
+    # Joined with the separator, both maps would spell the same key: "A␟B␟C␟␟…".
+    source = DecodeSource(provider="offline")
+    first = {"Make": "A\x1fB", "Manufacturer Name": "C", "Model": "Accord"}
+    second = {"Make": "A", "Manufacturer Name": "B\x1fC", "Model": "Accord"}
+
+    built = [
+        vehicle_from_vpic(CIVIC, dict(m), check_digit_valid=True, source=source, trusted=True)
+        for m in (first, second, first)
+    ]
+
+    assert [(v.make, v.manufacturer) for v in built] == [("A\x1fB", "C"), ("A", "B\x1fC"), ("A\x1fB", "C")]
+    for vehicle, attributes in zip(built, (first, second, first), strict=True):
+        checked = vehicle_from_vpic(CIVIC, attributes, check_digit_valid=True, source=source)
+        assert vehicle.model_dump_json() == checked.model_dump_json()
+
+
+def test_a_none_value_reads_as_an_absent_variable_when_built_trusted():
+    source = DecodeSource(provider="offline")
+    attributes: dict[str, object] = {"Make": "HONDA", "Model": None, "Trim": "EX", "Doors": "2"}
+
+    vehicle = vehicle_from_vpic(CIVIC, attributes, check_digit_valid=True, source=source, trusted=True)  # type: ignore[arg-type]
+
+    absent = vehicle_from_vpic(
+        CIVIC, {"Make": "HONDA", "Trim": "EX", "Doors": "2"}, check_digit_valid=True, source=source
+    )
+    assert vehicle.model_dump_json() == absent.model_dump_json()
+    assert vehicle.model_fields_set == absent.model_fields_set

@@ -153,6 +153,7 @@ def vehicle_from_vpic(
     raw = _RAW.validate_python({k: v for k, v in attributes.items() if v not in ("", [])}) if keep_raw else {}
     fields = _fields(vin, attributes, _READ)
     fields["check_digit_valid"] = check_digit_valid
+    fields["suggestions"] = suggestions_from_vpic(vin, attributes.get("Suggested VIN"))
     fields["source"] = source
     fields["raw"] = raw
     return _build(fields)
@@ -215,7 +216,12 @@ _VALIDATE = DecodedVehicle.__pydantic_validator__.validate_python
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 _new_object = object.__new__
-_set_attribute = object.__setattr__
+# The setters of `BaseModel`'s four slots: calling them directly skips what `object.__setattr__`
+# adds for each (an argument tuple, a check and a look-up of the slot by name).
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    vars(BaseModel)[name].__set__
+    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+)
 
 
 def fields_set_for(cls: type[BaseModel], names: Iterable[str]) -> set[str]:
@@ -244,11 +250,11 @@ def construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[s
     and fields set, no extra and no private values.
     """
     instance = _new_object(cls)
-    _set_attribute(instance, "__dict__", fields)
+    _set_dict(instance, fields)
     # One set per class is shared: a frozen model never adds to it, and `model_copy` copies it.
-    _set_attribute(instance, "__pydantic_fields_set__", names)
-    _set_attribute(instance, "__pydantic_extra__", None)
-    _set_attribute(instance, "__pydantic_private__", None)
+    _set_fields_set(instance, names)
+    _set_extra(instance, None)
+    _set_private(instance, None)
     return instance
 
 
@@ -370,16 +376,22 @@ class BoundedMemo(dict[Any, Any]):
     Applicable", "Gasoline", an engine's ten values), so a dict look-up replaces the
     parsing, and the frozen sub-models (`Engine`, `Plant`, `Transmission`, the error
     tuples) are shared between vehicles. Only values that do not depend on the VIN's
-    serial part are memoised.
+    serial part are memoised. Without `build`, values are stored with `add` only and a
+    missing key raises `KeyError`.
     """
 
-    def __init__(self, build: Callable[[Any], Any], *, limit: int = 50_000) -> None:
+    def __init__(self, build: Callable[[Any], Any] | None = None, *, limit: int = 50_000) -> None:
         super().__init__()
         self._build = build
         self._limit = limit
 
     def __missing__(self, key: Any) -> Any:
-        value = self._build(key)
+        if self._build is None:
+            raise KeyError(key)
+        return self.add(key, self._build(key))
+
+    def add(self, key: Any, value: Any) -> Any:
+        """Store `value` at `key` (emptying the memo first when it is full) and return it."""
         if len(self) >= self._limit:
             self.clear()
         self[key] = value
@@ -387,8 +399,7 @@ class BoundedMemo(dict[Any, Any]):
 
 
 _READ = _Readers(_clean_text, _clean_integer, _errors_and_blocking, _transmission, _engine, _plant)
-# Keys are raw `str` values (or None for an absent variable) or tuples of them; a list
-# (unhashable) or a value of another type makes a look-up raise, and `_fields_from_template` gives up.
+# Keys are raw `str` values (or None for an absent variable) or tuples of them.
 _READ_MEMOISED = _Readers(*(BoundedMemo(read).__getitem__ for read in _READ))
 
 
@@ -405,26 +416,46 @@ _TEMPLATE_VARIABLES = (
 )
 
 
-def _template_from_key(key: tuple[str | None, ...]) -> dict[str, Any]:
-    """Return the fields these variable values give, in field order, with placeholders for the VIN's own.
+# A template's key: the variables' values joined by a separator, an absent variable as "" (the
+# readers give the same for both). One string costs less to build, hash and compare than a
+# tuple of 29 values.
+_KEY_SEPARATOR = "\x1f"
+_KEY_SEPARATORS = len(_TEMPLATE_VARIABLES) - 1
+_ABSENT_VALUES = ("",) * len(_TEMPLATE_VARIABLES)
 
-    Not validated again: every value comes from a typed reader of `_READ` (a `str`, an
-    `int`, a built `Engine`, ...), which is exactly what validation would return; the
-    tests compare the vehicles built this way with validated ones, field by field.
+
+def _key_of_other_values(attributes: Mapping[str, RawValue]) -> str | None:
+    """Return the template key when a value is None (read as absent); None when one is not text."""
+    values = ["" if value is None else value for value in map(attributes.get, _TEMPLATE_VARIABLES)]
+    texts = [value for value in values if isinstance(value, str)]
+    return _KEY_SEPARATOR.join(texts) if len(texts) == len(values) else None
+
+
+def _new_template(key: str, attributes: Mapping[str, RawValue]) -> dict[str, Any] | None:
+    """Build, store and return the template of `attributes`' values; None when `key` cannot be used.
+
+    Every stored key has exactly one separator between each two values, so a key whose
+    values hold a separator themselves (more of them) never equals a stored one: it comes
+    here, is refused, and two different lists of values never share a template. The
+    fields are in field order, with placeholders for the VIN's own. Not validated again:
+    every value comes from a typed reader of `_READ` (a `str`, an `int`, a built
+    `Engine`, ...), which is exactly what validation would return; the tests compare the
+    vehicles built this way with validated ones, field by field.
     """
-    attributes = {
-        name: value for name, value in zip(_TEMPLATE_VARIABLES, key, strict=True) if value is not None
-    }
+    if key.count(_KEY_SEPARATOR) != _KEY_SEPARATORS:
+        return None
     fields = _fields("", attributes, _READ_MEMOISED)
     fields["check_digit_valid"] = False
+    fields["suggestions"] = ()
     fields["source"] = _TEMPLATE_SOURCE
     fields["raw"] = _EMPTY_RAW
-    return {name: fields[name] for name in _VEHICLE_FIELD_ORDER}
+    template: dict[str, Any] = _TEMPLATES.add(key, {name: fields[name] for name in _VEHICLE_FIELD_ORDER})
+    return template
 
 
 _VEHICLE_FIELD_ORDER = tuple(DecodedVehicle.model_fields)
 _EMPTY_RAW: dict[str, RawValue] = {}  # a placeholder only: every vehicle gets its own `raw`
-_TEMPLATES = BoundedMemo(_template_from_key, limit=20_000)
+_TEMPLATES = BoundedMemo(limit=20_000)  # filled by `_new_template`
 
 
 def _fields_from_template(
@@ -433,18 +464,22 @@ def _fields_from_template(
     """Return every field but `raw` (left a placeholder), from the template of `attributes`' values.
 
     The fields other than the VIN's own were read once for these values by the typed
-    readers (`_template_from_key`); the VIN's own are set here with exactly their types. One
+    readers (`_new_template`); the VIN's own are set here with exactly their types. One
     look-up replaces reading thirty values one by one: decodes of one pattern share
     them. None when a value read is not a `str` (a list, or another type where a
     string was promised): the caller reads it the plain way.
     """
-    # Not `operator.itemgetter`: ultravin leaves out the variables it has no value for
-    # (every one of 5,000 generated decodes lacks some), and a missing one raises.
-    key = tuple(map(attributes.get, _TEMPLATE_VARIABLES))
     try:
-        fields: dict[str, Any] = _TEMPLATES[key].copy()
-    except (TypeError, AttributeError):
+        # A `list` value makes `join` raise, as the `except` expects.
+        key: str | None = _KEY_SEPARATOR.join(map(attributes.get, _TEMPLATE_VARIABLES, _ABSENT_VALUES))  # type: ignore[arg-type]
+    except TypeError:  # a list or a number (read the plain way), or a None
+        key = _key_of_other_values(attributes)
+    if key is None:
         return None
+    template = _TEMPLATES.get(key) or _new_template(key, attributes)
+    if template is None:
+        return None
+    fields: dict[str, Any] = template.copy()
     fields["vin"] = vin
     fields["check_digit_valid"] = check_digit_valid
     suggested = attributes.get("Suggested VIN")
@@ -454,7 +489,7 @@ def _fields_from_template(
 
 
 def _fields(vin: str, attributes: Mapping[str, RawValue], read: _Readers) -> dict[str, Any]:
-    """Return every field but `check_digit_valid`, `source` and `raw`, read with `read`.
+    """Return every field but `check_digit_valid`, `suggestions`, `source` and `raw`, read with `read`.
 
     `_READ` handles lists (joined with "; ") and raises on values of other types.
     """
@@ -465,11 +500,9 @@ def _fields(vin: str, attributes: Mapping[str, RawValue], read: _Readers) -> dic
     fields["engine"] = read.engine(tuple(map(get, _ENGINE_VARIABLES)))
     fields["plant"] = read.plant(tuple(map(get, _PLANT_VARIABLES)))
     errors, blocking = read.errors((get("Error Code"), get("Error Text")))
-    suggested = read.text(get("Suggested VIN"))
     fields["vin"] = vin
     fields["valid"] = is_valid(fields["make"], blocking)
     fields["errors"] = errors
-    fields["suggestions"] = _suggestions(vin, suggested)
     return fields
 
 

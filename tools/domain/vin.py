@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import mul
 from typing import NoReturn
@@ -128,11 +129,14 @@ class Vin:
             InvalidVin: with a reason code, a plain message and, where one can be
                 found, the VINs the user probably meant.
         """
-        if len(raw) == VIN_LENGTH and raw.isascii():
+        if len(raw) == VIN_LENGTH and raw.isascii() and raw.isalnum():
             # The common case, a VIN typed or pasted cleanly: no folding or separators to handle.
+            # 17 ASCII capitals and digits without I, O and Q are `_VIN_TEXT`, checked without a regex.
             upper = raw.upper()
-            if _VIN_TEXT.fullmatch(upper) is not None:
-                return cls._checked(upper)
+            if "I" not in upper and "O" not in upper and "Q" not in upper:
+                vin = _new_object(cls)
+                _set_value(vin, upper)  # `upper` is VIN text: skip `__post_init__` repeating the check
+                return vin
         text = normalise(raw)
         if not text:
             raise InvalidVin(
@@ -159,13 +163,6 @@ class Vin:
                 suggestions=suggest(text),
             )
         return cls(text)
-
-    @classmethod
-    def _checked(cls, text: str) -> Vin:
-        # `text` has just passed `_is_vin_text`: skip `__post_init__` repeating it.
-        vin = object.__new__(cls)
-        object.__setattr__(vin, "value", text)
-        return vin
 
     def __str__(self) -> str:
         return self.value
@@ -207,6 +204,11 @@ class Vin:
         if self.check_digit_valid:
             return ()
         return suggest(self.value)
+
+
+_new_object = object.__new__
+# The slot's own setter, which `object.__setattr__` (all a frozen class allows) goes round to.
+_set_value: Callable[[Vin, str], None] = vars(Vin)["value"].__set__
 
 
 def _raise_wrong_length(text: str, raw: str) -> NoReturn:
