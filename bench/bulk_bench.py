@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ultravin
@@ -108,7 +108,7 @@ async def run_job(pg_url: str, redis_url: str, vins: list[str], chunk_size: int,
         async with transaction(sessions) as session:
             user = await get_or_create_user(session, "bench:bulk", tier="premium")
         caller = Caller(user_id=user.id, tier="premium", channel="cli")
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), datetime.now(UTC)
         job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
         submitted = time.perf_counter()
         while not (status := await bulk.get_status(job.id, deps=deps, caller=caller)).finished:  # noqa: ASYNC110
@@ -122,6 +122,10 @@ async def run_job(pg_url: str, redis_url: str, vins: list[str], chunk_size: int,
             f"  submit {submitted - started:.2f} s, decode {decoded - submitted:.2f} s "
             f"({status.progress.rate_per_s} VINs/s in the worker), results file {finished - decoded:.2f} s"
         )
+        if status.started_at is not None:
+            # How long the workers waited for lines: the serial head of the job.
+            head = (status.started_at - started_at).total_seconds()
+            print(f"  the first chunk started {head:.2f} s into the submit")
         return finished - started
     finally:
         queue.close()

@@ -2,8 +2,10 @@
 
 `submit` validates every input line up front (invalid ones are reported with their
 line numbers and do not fail the job), de-duplicates, stores the job and its lines
-in PostgreSQL and, after the transaction commits, enqueues one task per chunk
-through a `JobQueue`. The worker runs `run_chunk` per task: idempotent (results
+in PostgreSQL a batch of chunks per transaction and, after each commit, enqueues one
+task per chunk of that batch through a `JobQueue`: workers decode the first chunks
+while the rest are stored, and the job stays `submitting` (invisible) until its last
+line is in. The worker runs `run_chunk` per task: idempotent (results
 are upserted by job and line, a finished chunk is recorded once), so a task that
 is delivered twice, or re-run after its worker was killed, writes each line once.
 
@@ -274,13 +276,39 @@ def plan_items(rows: Sequence[InputRow], *, chunk_size: int) -> list[NewItem]:
     return items
 
 
+FIRST_BATCH_CHUNKS = 1
+"""Chunks in a job's first stored batch: small, as the workers wait for it."""
+
+
+def storage_batches(items: Sequence[NewItem]) -> list[tuple[Sequence[NewItem], range]]:
+    """Split planned lines into batches to commit one after another, each with the chunks it completes.
+
+    The first batch holds the first chunk's lines, so a worker starts at once; each
+    next one twice as many chunks, so a hundred thousand lines take six commits. A
+    batch ends just before the first line of the next batch's first chunk: the
+    duplicates and invalid lines in between go with it (no worker reads them).
+    """
+    chunks = max((i.chunk_no for i in items if i.chunk_no is not None), default=-1) + 1
+    batches: list[tuple[Sequence[NewItem], range]] = []
+    start = first_chunk = 0
+    size = FIRST_BATCH_CHUNKS
+    for at, item in enumerate(items):
+        if item.chunk_no is not None and item.chunk_no == first_chunk + size:
+            batches.append((items[start:at], range(first_chunk, item.chunk_no)))
+            start, first_chunk, size = at, item.chunk_no, size * 2
+    batches.append((items[start:], range(first_chunk, chunks)))
+    return batches
+
+
 # ------------------------------------------------------------------ submit, status, cancel
 
 
 async def submit(
     rows: Sequence[InputRow], *, deps: BulkDeps, caller: Caller, source_name: str | None = None
 ) -> JobStatus:
-    """Create a job from input rows and enqueue its chunks once it is stored.
+    """Create a job from input rows, and enqueue its chunks as their lines are stored.
+
+    If storing fails half-way, the job (with whatever its first chunks decoded) is deleted.
 
     Raises:
         InvalidInput: no rows, more lines than the caller's tier allows in one job,
@@ -303,21 +331,59 @@ async def submit(
     if unique and deps.limiter is not None:
         await _spend_quota(deps.limiter, settings, caller, unique)
     job_id = secrets.token_hex(16)
-    async with transaction(deps.sessions) as session:
-        job = await job_repo.create_job(
-            session,
-            job_id=job_id,
-            user_id=caller.user_id,
-            channel=caller.channel,
-            source_name=_clip(source_name, 200) if source_name else None,
-            chunk_size=settings.chunk_size,
-            items=items,
-        )
-    # Only after the commit: a worker that picks a chunk up must find the job's lines.
-    await deps.queue.enqueue(job_id, range(job.chunks))
+    try:
+        job = await _store(job_id, items, deps=deps, caller=caller, source_name=source_name)
+    except BaseException:
+        # Chunks may have run already: take the half-stored job, lines and results away.
+        await _discard(deps.sessions, job_id)
+        raise
     logger.info("bulk job %s: %d lines, %d unique VINs, %d chunks", job_id, job.lines, unique, job.chunks)
     async with deps.sessions() as session:
         return await _status(session, job)
+
+
+STALE_SUBMISSION = timedelta(hours=1)
+"""A job still `submitting` after this long lost its submitter (killed half-way): the owner's
+next submit deletes it."""
+
+
+async def _store(
+    job_id: str, items: Sequence[NewItem], *, deps: BulkDeps, caller: Caller, source_name: str | None
+) -> JobRecord:
+    """Store the job's lines a batch per commit, and enqueue each batch's chunks once it has committed.
+
+    The job is `submitting` until its last batch: the workers decode the first chunks
+    while the later lines are being stored, but its owner sees the job only once every
+    line is in (its last commit, `job_repo.open_job`, decides its status).
+    """
+    assert deps.queue is not None  # noqa: S101 - checked by `submit`
+    batches = storage_batches(items)
+    job: JobRecord | None = None
+    for n, (batch, chunks) in enumerate(batches):
+        async with transaction(deps.sessions) as session:
+            if n == 0:
+                await job_repo.delete_stale_submissions(session, caller.user_id, older_than=STALE_SUBMISSION)
+                await job_repo.insert_job(
+                    session,
+                    job_id=job_id,
+                    user_id=caller.user_id,
+                    channel=caller.channel,
+                    source_name=_clip(source_name, 200) if source_name else None,
+                    chunk_size=deps.settings.chunk_size,
+                    items=items,
+                )
+            await job_repo.add_items(session, job_id, batch)
+            if n == len(batches) - 1:
+                job = await job_repo.open_job(session, job_id)
+        # Only after the commit: a worker that picks a chunk up must find its lines.
+        await deps.queue.enqueue(job_id, chunks)
+    assert job is not None  # noqa: S101 - the last batch opened it
+    return job
+
+
+async def _discard(sessions: async_sessionmaker[AsyncSession], job_id: str) -> None:
+    async with transaction(sessions) as session:
+        await job_repo.delete_job(session, job_id)
 
 
 async def get_status(job_id: str, *, deps: BulkDeps, caller: Caller) -> JobStatus:
@@ -369,7 +435,8 @@ async def requeue(job_id: str, *, deps: BulkDeps, caller: Caller) -> int:
 
 async def _owned(session: AsyncSession, job_id: str, caller: Caller) -> JobRecord:
     job = await job_repo.get_job(session, job_id) if _looks_like_job_id(job_id) else None
-    if job is None or job.user_id != caller.user_id:
+    # A job still being submitted is nobody's yet: its submitter returns the id when it is whole.
+    if job is None or job.user_id != caller.user_id or job.status == job_repo.SUBMITTING:
         raise JobNotFound("There is no job with this id.")
     return job
 
@@ -730,12 +797,15 @@ async def _finish(
     session: AsyncSession, job_id: str, chunk_no: int, *, done: int, failed: int
 ) -> ChunkOutcome:
     # The job row lock orders chunk completions, so exactly one sees the last chunk finish.
-    job = await job_repo.get_job(session, job_id, lock=True)
-    if job is None or job.status not in job_repo.ACTIVE:
+    job = await job_repo.lock_job(session, job_id)
+    if job is None or job[0] not in job_repo.ACTIVE:
         # Cancelled while this chunk ran: keep what it decoded, count nothing more.
         return ChunkOutcome(job_id, chunk_no, done, failed, skipped="cancelled")
+    status, chunks = job
     finished = await job_repo.finish_chunk(session, job_id, chunk_no, done=done, failed=failed)
-    if finished >= job.chunks:
+    # A job still `submitting` is finished by its submitter (`job_repo.open_job`), which
+    # counts the chunks under this same lock.
+    if finished >= chunks and status != job_repo.SUBMITTING:
         await job_repo.set_status(session, job_id, "done", only_from=job_repo.ACTIVE)
         logger.info("bulk job %s done", job_id)
     return ChunkOutcome(job_id, chunk_no, done, failed)

@@ -414,6 +414,112 @@ async def _in_process_job(
     return deps, caller, job.id
 
 
+class _RunningQueue:
+    """Runs each chunk in-process as soon as it is enqueued, and looks at the job meanwhile."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], caller: Caller) -> None:
+        self.sessions = sessions
+        self.caller = caller
+        self.deps = BulkDeps(
+            sessions=sessions, queue=self, limiter=None, settings=BulkSettings(chunk_size=CHUNK_SIZE)
+        )
+        self.vin = VinDeps(decoders={"offline": UltravinDecoder()})
+        self.seen: list[tuple[int, str, bool]] = []  # chunk, outcome, whether the owner could see the job
+
+    async def enqueue(self, job_id: str, chunks: Sequence[int]) -> None:
+        for chunk_no in chunks:
+            outcome = await bulk.process_chunk(job_id, chunk_no, sessions=self.sessions, vin=self.vin)
+            try:
+                await bulk.get_status(job_id, deps=self.deps, caller=self.caller)
+                visible = True
+            except JobNotFound:
+                visible = False
+            self.seen.append((chunk_no, outcome.skipped or "run", visible))
+
+
+async def test_chunks_run_while_the_rest_is_stored_and_the_job_is_seen_only_whole_when_submitted(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    vins = ultravin.generate(CHUNK_SIZE * 3 + 7, seed=37, now=NOW)
+    lines = [*vins, vins[0], "not a vin"]
+    caller = await make_caller(sessions)
+    queue = _RunningQueue(sessions, caller)
+
+    job = await bulk.submit(bulk.rows_from_list(lines), deps=queue.deps, caller=caller)
+
+    # Batches of 1 then 2 chunks: the first three ran before the last lines were stored, unseen.
+    assert queue.seen[:3] == [(0, "run", False), (1, "run", False), (2, "run", False)]
+    assert queue.seen[3] == (3, "run", True)
+    assert job.status == "running"  # as the last commit left it, before its last chunk ran
+    status = await bulk.get_status(job.id, deps=queue.deps, caller=caller)
+    assert status.status == "done"
+    assert status.chunks_done == status.chunks == 4
+    assert status.progress.done + status.progress.failed == status.unique_vins == len(vins)
+    assert [r.line for r in status.invalid_rows] == [len(lines)]
+    rows = await all_rows(job.id, queue.deps, caller)
+    assert [row["line"] for row in rows] == list(range(1, len(lines) + 1))
+    assert rows[len(vins)] == {**rows[0], "line": len(vins) + 1}
+
+
+class _BrokenQueue(_RunningQueue):
+    """Runs the first batch's chunks, then loses the broker."""
+
+    async def enqueue(self, job_id: str, chunks: Sequence[int]) -> None:
+        if self.seen:
+            raise ConnectionError("the broker went away")
+        await super().enqueue(job_id, chunks)
+
+
+async def test_a_half_stored_job_is_deleted_with_its_results_when_the_submission_fails(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    caller = await make_caller(sessions)
+    queue = _BrokenQueue(sessions, caller)
+
+    with pytest.raises(ConnectionError):
+        await bulk.submit(
+            bulk.rows_from_list(ultravin.generate(CHUNK_SIZE * 2, seed=41, now=NOW)),
+            deps=queue.deps,
+            caller=caller,
+        )
+
+    assert queue.seen == [(0, "run", False)]
+    async with transaction(sessions) as session:
+        left = (
+            "SELECT (SELECT count(*) FROM jobs WHERE user_id = :user),"
+            " (SELECT count(*) FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE j.user_id = :user),"
+            " (SELECT count(*) FROM job_results r WHERE r.job_id NOT IN (SELECT id FROM jobs)),"
+            " (SELECT count(*) FROM job_chunks c WHERE c.job_id NOT IN (SELECT id FROM jobs))"
+        )
+        assert (await session.execute(text(left), {"user": caller.user_id})).one() == (0, 0, 0, 0)
+
+
+async def test_a_submission_left_half_way_is_deleted_when_its_owner_submits_again_later(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    deps, caller, job_id = await _in_process_job(sessions, ultravin.generate(12, seed=43, now=NOW))
+    async with transaction(sessions) as session:
+        # As a submitter killed between two commits leaves its job, an hour and more ago.
+        await session.execute(
+            text(
+                "UPDATE jobs SET status = 'submitting', created_at = now() - interval '61 minutes' "
+                "WHERE id = :job"
+            ),
+            {"job": job_id},
+        )
+    with pytest.raises(JobNotFound):
+        await bulk.get_status(job_id, deps=deps, caller=caller)
+
+    await bulk.submit(bulk.rows_from_list(ultravin.generate(3, seed=47, now=NOW)), deps=deps, caller=caller)
+
+    async with transaction(sessions) as session:
+        count = (
+            "SELECT (SELECT count(*) FROM jobs WHERE id = :job),"
+            " (SELECT count(*) FROM job_items WHERE job_id = :job)"
+        )
+        assert (await session.execute(text(count), {"job": job_id})).one() == (0, 0)
+
+
 async def test_a_cancel_while_a_chunk_decodes_is_neither_blocked_nor_overwritten(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -89,6 +89,31 @@ def test_unique_vins_fill_chunks_of_the_chunk_size_when_planning_a_large_list():
     assert all(chunks.count(n) == 500 for n in range(max(chunks)))
 
 
+def test_each_storage_batch_holds_the_lines_of_the_chunks_it_enqueues_when_a_list_is_split():
+    vins = ultravin.generate(1_000, seed=5, now=datetime(2026, 6, 1))  # noqa: DTZ001
+    rows = bulk.rows_from_list([*vins[:300], "not a vin", *vins[:40], *vins[300:]])
+
+    items = bulk.plan_items(rows, chunk_size=50)
+    batches = bulk.storage_batches(items)
+
+    assert [line for batch, _ in batches for line in (i.line for i in batch)] == [i.line for i in items]
+    assert [list(chunks) for _, chunks in batches] == [
+        [0],
+        [1, 2],
+        [3, 4, 5, 6],
+        [7, 8, 9, 10, 11, 12, 13, 14],
+        [15, 16, 17, 18, 19],
+    ]
+    for batch, chunks in batches:
+        assert {i.chunk_no for i in batch if i.chunk_no is not None} == set(chunks)
+
+
+def test_a_list_without_a_valid_vin_is_one_batch_of_no_chunks_when_it_is_split():
+    items = bulk.plan_items([InputRow(1, "nope"), InputRow(2, "no")], chunk_size=50)
+
+    assert bulk.storage_batches(items) == [(items, range(0))]
+
+
 def caller(tier: str = "free") -> Caller:
     return Caller(user_id=7, tier=tier)  # type: ignore[arg-type]
 

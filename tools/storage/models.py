@@ -130,7 +130,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex: unguessable
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | cancelled
+    status: Mapped[str] = mapped_column(String(16))  # submitting | queued | running | done | cancelled
     source_name: Mapped[str | None] = mapped_column(String(256))
     lines: Mapped[int] = mapped_column(Integer)  # input rows, valid or not
     invalid: Mapped[int] = mapped_column(Integer)
