@@ -35,6 +35,7 @@ from agent.bootstrap import build_assistant
 from bot.handlers import BotServices, Handlers, conversation_id, register_commands
 from bot.i18n import Texts
 from bot.ocr import VinPlateReader
+from bot.request import AnswerBot, StreamRequest
 from tools.bootstrap import build_tool_deps, open_infrastructure
 from tools.providers.base import KvStore
 from tools.settings import Settings
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_NOT_CONFIGURED = 0, 1
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
+TELEGRAM_API = "https://api.telegram.org"
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
@@ -117,17 +119,21 @@ def build_application(
     `{base_url}/file/bot{token}/{path}`.
     """
     quiet_http_logs()
-    builder = (
-        ApplicationBuilder()
-        .token(token)
-        .concurrent_updates(ChatOrderedUpdateProcessor(services.telegram.concurrent_updates))
+    base = (base_url or TELEGRAM_API).rstrip("/")
+    bot = AnswerBot(
+        token,
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=StreamRequest(),
         # Two: stopping sends one last getUpdates (to confirm the offset) while the long poll
         # that was cancelled may still hold its connection.
-        .get_updates_connection_pool_size(2)
+        get_updates_request=StreamRequest(pool_size=2),
     )
-    if base_url:
-        base = base_url.rstrip("/")
-        builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+    builder = (
+        ApplicationBuilder()
+        .bot(bot)
+        .concurrent_updates(ChatOrderedUpdateProcessor(services.telegram.concurrent_updates))
+    )
     if not polling:
         builder = builder.updater(None)
     application: BotApplication = builder.build()

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from babel.dates import format_timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,7 +46,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackContext
 
 from agent.answer import LANGUAGES, Answer, Language
 from agent.assistant import Asker, Assistant
@@ -53,6 +54,7 @@ from agent.planner_offline import EXAMPLE_VIN
 from bot import render
 from bot.i18n import LANGUAGE_NAMES, N_, Texts, Translator, language_of
 from bot.ocr import VinPlateReader, VinReading
+from bot.request import AnswerBot
 from tools import bulk
 from tools import vin as vins
 from tools.bulk import BulkDeps, InputRow, JobStatus
@@ -90,7 +92,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("forget", N_("Delete your history and conversations")),
 )
 
-Context = ContextTypes.DEFAULT_TYPE
+# The application's bot is an `AnswerBot` (`bot.app.build_application`).
+Context = CallbackContext[AnswerBot, dict[Any, Any], dict[Any, Any], dict[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -540,7 +543,7 @@ class Handlers:
 
     # ------------------------------------------------------------------ the assistant
 
-    async def ask(self, bot: Bot, person: Person, text: str) -> None:
+    async def ask(self, bot: AnswerBot, person: Person, text: str) -> None:
         """Ask the assistant with the typing action on, then send the answer with its buttons.
 
         The assistant spends one of the user's daily messages with its own limits (one
@@ -552,7 +555,7 @@ class Handlers:
                 answer = await self.s.assistant.ask(text, conversation_id=person.conversation_id, asker=asker)
             await self.send_answer(bot, person, answer)
 
-    async def send_answer(self, bot: Bot, person: Person, answer: Answer) -> None:
+    async def send_answer(self, bot: AnswerBot, person: Person, answer: Answer) -> None:
         """Send the answer as HTML messages, its charts as photos, and buttons under the last message."""
         answer_id = answer.message_id  # the stored answer the 👍/👎 buttons rate
         t = person.t
@@ -566,9 +569,7 @@ class Handlers:
         messages = render.render(answer.answer, footer=footer)
         for i, html in enumerate(messages):
             last = i == len(messages) - 1
-            await bot.send_message(
-                person.chat_id, html, parse_mode=ParseMode.HTML, reply_markup=_markup(rows) if last else None
-            )
+            await bot.send_html(person.chat_id, html, buttons=rows if last else ())
 
     # ------------------------------------------------------------------ buttons
 
