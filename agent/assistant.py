@@ -157,20 +157,7 @@ class GraphAssistant:
             raise InvalidInput("Please write a question.")
         if len(question) > self._config.max_question_chars:
             raise InvalidInput(f"Please keep questions under {self._config.max_question_chars} characters.")
-        limiter = self._limiter
-        if limiter is None and asker.limits:
-            raise RuntimeError("the assistant has no rate limiter to spend the transport's limits with")
-        transport_spent = False
-
-        async def admit_first_write() -> None:
-            # A first contact or a new conversation: the transport's limits (per address, daily
-            # messages) are spent before any row is written, so a call they refuse writes nothing;
-            # the user's own limit needs the user's id, so it is spent after.
-            nonlocal transport_spent
-            if limiter is not None and asker.limits:
-                await limiter.acquire_all(asker.limits)
-            transport_spent = True
-
+        await self._admit(asker)
         async with single_statements(self._sessions) as session:
             opened = await conversation_repo.open_turn(
                 session,
@@ -180,16 +167,9 @@ class GraphAssistant:
                 limit=self._config.history_messages,
                 username=asker.username,
                 language=asker.language or "en",
-                before_writes=admit_first_write,
             )
         user, stored = opened.user, opened.messages
         tier: Tier = asker.tier or _tier(user.tier)
-        if limiter is not None:
-            # One script for the transport's limits and the user's own (the common case: a
-            # known user in their conversation): all are spent, or none.
-            per_minute = Limit(self._config.messages_per_minute, timedelta(minutes=1))
-            checks = [LimitCheck(f"user:{user.id}:messages:minute", per_minute)]
-            await limiter.acquire_all([*(() if transport_spent else asker.limits), *checks])
         context = RunContext(
             user_id=user.id,
             conversation_id=conversation_id,
@@ -216,6 +196,22 @@ class GraphAssistant:
         answer = run.answer(conversation_id, context, self._config)
         stored_id = await self._remember(conversation_id, context.user_id, [human, *run.new_messages], answer)
         yield AnswerEvent(answer=answer.stored_as(stored_id))
+
+    async def _admit(self, asker: Asker) -> None:
+        """Spend the transport's limits and the user's own in one script: all of them, or none.
+
+        Before anything is read or written, so a call any limit refuses costs no round trip to
+        PostgreSQL and writes nothing (not even a first contact's user). The user's limit is
+        keyed by the transport's id of the user (one user each, as the users table keeps them),
+        which is known before the user's row is read.
+        """
+        if self._limiter is None:
+            if asker.limits:
+                raise RuntimeError("the assistant has no rate limiter to spend the transport's limits with")
+            return
+        per_minute = Limit(self._config.messages_per_minute, timedelta(minutes=1))
+        own = LimitCheck(f"user:{asker.external_id}:messages:minute", per_minute)
+        await self._limiter.acquire_all([*asker.limits, own])
 
     async def _remember(
         self, conversation_id: str, user_id: int, messages: Sequence[AnyMessage], answer: Answer

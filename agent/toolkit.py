@@ -37,6 +37,7 @@ from tools.errors import AppError
 from tools.recalls import RecallResult
 from tools.specs import SearchResult, SpecResult
 from tools.storage import vin_repo
+from tools.storage.session import autocommit_session
 from tools.vin import Caller
 
 MAX_VINS_PER_TOOL_CALL = 20
@@ -249,8 +250,8 @@ def make_toolkit(deps: ToolDeps) -> list[BaseTool]:
         """
 
         async def call() -> ToolOutput:
-            sessions = deps.sessions
-            async with sessions() as session:
+            # One read in autocommit: no BEGIN before it and no ROLLBACK after it (two round trips).
+            async with autocommit_session(deps.sessions) as session:
                 entries = await vin_repo.list_history(session, runtime.context.user_id, limit=limit)
             rows = [
                 {

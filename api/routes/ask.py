@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import AskingClientDep, AssistantDep
+from api.deps import AskingDep
 from api.schemas import AskRequest, AskResponse, ErrorResponse, new_conversation_id
 from api.sse import MEDIA_TYPE, event_stream_response
 from tools.observability import log_context
@@ -40,12 +40,11 @@ def wants_event_stream(request: Request) -> bool:
     },
     summary="Ask the assistant",
 )
-async def ask(
-    body: AskRequest, request: Request, assistant: AssistantDep, client: AskingClientDep
-) -> Response:
+async def ask(body: AskRequest, request: Request, asking: AskingDep) -> Response:
     """Answer one question; omit `conversation_id` to start a conversation (its id is returned)."""
     conversation_id = body.conversation_id or new_conversation_id()
-    asker = client.asker(conversation_id)
+    asker = asking.client.asker(conversation_id)
+    assistant = asking.assistant
     with log_context(conversation_id=conversation_id):
         if wants_event_stream(request):
             events = assistant.stream(

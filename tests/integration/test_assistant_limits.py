@@ -85,6 +85,19 @@ async def test_a_first_contact_the_transport_refuses_writes_nothing_when_its_lim
     assert (users, conversations) == (0, 0)
 
 
+async def test_a_new_conversation_the_users_limit_refuses_is_not_created_when_asked(
+    assistant: GraphAssistant, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    dan = Asker(external_id="test:limits-dan", channel="test")
+    for _ in range(2):  # the user's limit is 2 a minute
+        await assistant.ask("hello", conversation_id="test:limits-4", asker=dan)
+    with pytest.raises(RateLimited):
+        await assistant.ask("hello", conversation_id="test:limits-5", asker=dan)
+    async with db_sessions() as session:
+        conversations = await session.scalar(select(func.count()).where(Conversation.id == "test:limits-5"))
+    assert conversations == 0
+
+
 async def test_the_answer_names_the_row_it_was_stored_as_when_asked(
     assistant: GraphAssistant, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:

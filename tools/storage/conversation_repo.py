@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,24 +101,19 @@ async def open_turn(
     limit: int,
     username: str | None = None,
     language: str = "en",
-    before_writes: Callable[[], Awaitable[None]] | None = None,
 ) -> OpenedTurn:
     """Return the user (created on first contact) and the conversation's last `limit` messages.
 
     Creates the conversation for the user when it is new. One statement on the common path
     (a known user in their own conversation), the same as `get_or_create_user`,
-    `open_conversation` and `load_messages` in turn. `before_writes` is awaited before the
-    first row is written, if one is (the caller's admission check: a call it refuses writes
-    nothing).
+    `open_conversation` and `load_messages` in turn.
 
     Raises:
         NotAllowed: the conversation exists and belongs to another user.
     """
-    admit = _once(before_writes)
     query = {"conversation_id": conversation_id, "external_id": external_id, "limit": limit}
     rows = await _rows(db, _OPEN_TURN, query)
     if not rows:
-        await admit()
         contact = {
             "external_id": external_id,
             "username": username,
@@ -140,7 +135,6 @@ async def open_turn(
     user = UserRecord(*first[:5])
     owner = first[5]
     if owner is None:
-        await admit()
         await _create_conversation(db, conversation_id, user_id=user.id, channel=channel)
         return OpenedTurn(user, [])
     if owner != user.id:
@@ -159,17 +153,6 @@ async def open_turn(
         if r[6] is not None
     ]
     return OpenedTurn(user, messages)
-
-
-def _once(call: Callable[[], Awaitable[None]] | None) -> Callable[[], Awaitable[None]]:
-    """Return a function that awaits `call` the first time only (and nothing when None)."""
-    pending = [] if call is None else [call]
-
-    async def run() -> None:
-        if pending:
-            await pending.pop()()
-
-    return run
 
 
 async def _create_conversation(db: Db, conversation_id: str, *, user_id: int, channel: str) -> None:
