@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+import certifi
 import httptools
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
@@ -214,8 +215,10 @@ class StreamRequest(BaseRequest):
         return _Connection(reader, writer)
 
     def _tls_context(self) -> ssl.SSLContext:
+        # certifi's CA bundle, as httpx (PTB's default client) verifies with: slim images
+        # (the deployment's) may have no system CA store.
         if self._tls is None:
-            self._tls = ssl.create_default_context()
+            self._tls = ssl.create_default_context(cafile=certifi.where())
         return self._tls
 
 
