@@ -433,6 +433,24 @@ async def requeue(job_id: str, *, deps: BulkDeps, caller: Caller) -> int:
     return len(pending)
 
 
+async def resend_unfinished(deps: BulkDeps) -> int:
+    """Send every unfinished chunk of every queued or running job again; return how many were sent.
+
+    For a worker starting up: Redis loses a chunk's message when a worker is killed between
+    popping it and recording it as unacknowledged (kombu's Redis transport pops first), and
+    a job would then wait for that chunk forever. A chunk whose message was not lost runs
+    twice, which writes each line once (`run_chunk` skips a finished chunk).
+    """
+    if deps.queue is None:
+        return 0
+    async with deps.sessions() as session:
+        jobs = await job_repo.unfinished_chunks(session)
+    for job_id, chunks in jobs:
+        await deps.queue.enqueue(job_id, chunks)
+        logger.info("bulk job %s: %d unfinished chunks sent again", job_id, len(chunks))
+    return sum(len(chunks) for _, chunks in jobs)
+
+
 async def _owned(session: AsyncSession, job_id: str, caller: Caller) -> JobRecord:
     job = await job_repo.get_job(session, job_id) if _looks_like_job_id(job_id) else None
     # A job still being submitted is nobody's yet: its submitter returns the id when it is whole.

@@ -11,7 +11,9 @@ chunk cost more than the chunk. Async pools never cross event loops: they live a
 in the runner's own loop, closed when the process shuts down.
 
 Tasks are acknowledged late and rejected when their worker dies, so a chunk whose
-worker is killed is delivered again; chunks are idempotent, so that is safe. A provider
+worker is killed is delivered again; chunks are idempotent, so that is safe. Redis may still
+lose a message its worker popped just before being killed, so a worker that starts sends the
+unfinished chunks of every queued or running job again (`bulk.resend_unfinished`). A provider
 error is retried with exponential backoff, then the chunk is decoded offline; a chunk
 that fails even then (or raises anything else on its last attempt) has its lines marked
 failed with `decode_failed`, and the job finishes `done` with those failures counted.
@@ -25,6 +27,7 @@ runs elsewhere, one per core is still the right start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -32,12 +35,13 @@ from contextlib import ExitStack
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from tools import bulk
 from tools.errors import ProviderError, RateLimited
 from tools.runtime import tune_gc
 from tools.settings import Settings, get_settings
+from tools.storage.session import create_engine, session_factory
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +136,26 @@ def _close_runner(**kwargs: Any) -> None:
     runner = _runners.pop("current", None)
     if runner is not None:
         runner.close()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _resend_unfinished_chunks(**kwargs: Any) -> None:
+    # In the main process, once its pool is up: chunks whose messages a killed worker took
+    # with it are sent again (`bulk.resend_unfinished`).
+    settings = _settings.get("current")
+    if settings is not None and settings.database_url and settings.redis_url:
+        sent = asyncio.run(_resend(settings.database_url, settings.redis_url))
+        logger.info("sent %d unfinished chunks of earlier jobs again", sent)
+
+
+async def _resend(database_url: str, redis_url: str) -> int:
+    engine = create_engine(database_url)
+    queue = bulk.CeleryJobQueue(bulk.broker_url_for(redis_url))
+    try:
+        return await bulk.resend_unfinished(bulk.BulkDeps(sessions=session_factory(engine), queue=queue))
+    finally:
+        queue.close()
+        await engine.dispose()
 
 
 def worker_argv(settings: Settings, *, concurrency: int | None = None, loglevel: str = "INFO") -> list[str]:

@@ -274,6 +274,24 @@ async def test_no_line_is_lost_or_duplicated_when_the_worker_is_killed_mid_job_a
     assert wrong == []
 
 
+async def test_a_chunk_whose_message_the_broker_lost_is_sent_again_when_a_worker_starts(
+    jobs: Jobs, broker: redis_sync.Redis
+) -> None:
+    vins = ultravin.generate(CHUNK_SIZE * 3, seed=15, now=NOW)
+    caller = await jobs.caller()
+    job = await jobs.submit(vins, caller)
+    # What a worker killed between popping a message and recording it unacknowledged leaves.
+    assert broker.llen(QUEUE) == 3
+    assert broker.rpop(QUEUE) is not None
+
+    jobs.start_worker()
+    status = await jobs.wait_for(job.id, caller, timeout_s=30)
+
+    assert status.status == "done"
+    assert status.chunks_done == status.chunks == 3
+    assert_each_line_once(await jobs.rows(job.id, caller), vins)
+
+
 async def test_cancellation_stops_further_chunks_when_a_job_is_cancelled_mid_run(
     jobs: Jobs, broker: redis_sync.Redis
 ) -> None:

@@ -915,6 +915,21 @@ async def pending_chunks(session: AsyncSession, job_id: str, chunks: int) -> lis
     return [n for n in range(chunks) if n not in finished]
 
 
+async def unfinished_chunks(session: AsyncSession) -> list[tuple[str, list[int]]]:
+    """Return every queued or running job with the numbers of its chunks that have not finished.
+
+    Jobs still `submitting` are left out: their submitter enqueues their chunks.
+    """
+    result = await session.execute(
+        text(
+            "SELECT j.id, array(SELECT n FROM generate_series(0, j.chunks - 1) n WHERE NOT EXISTS ("
+            "  SELECT 1 FROM job_chunks c WHERE c.job_id = j.id AND c.chunk_no = n) ORDER BY n) "
+            "FROM jobs j WHERE j.status IN ('queued', 'running') ORDER BY j.created_at"
+        )
+    )
+    return [(str(job_id), list(chunks)) for job_id, chunks in result.all() if chunks]
+
+
 # ------------------------------------------------------------------ reading the results
 
 # Every input line with the result of its own line, or of its first line for a duplicate.
