@@ -288,7 +288,7 @@ def storage_batches(items: Sequence[NewItem]) -> list[tuple[Sequence[NewItem], r
     batch ends just before the first line of the next batch's first chunk: the
     duplicates and invalid lines in between go with it (no worker reads them).
     """
-    chunks = max((i.chunk_no for i in items if i.chunk_no is not None), default=-1) + 1
+    chunks = job_repo.chunk_count(items)
     batches: list[tuple[Sequence[NewItem], range]] = []
     start = first_chunk = 0
     size = FIRST_BATCH_CHUNKS
@@ -412,25 +412,6 @@ async def cancel(job_id: str, *, deps: BulkDeps, caller: Caller) -> JobStatus:
     async with deps.sessions() as session:
         job = await _owned(session, job_id, caller)
         return await _status(session, job)
-
-
-async def requeue(job_id: str, *, deps: BulkDeps, caller: Caller) -> int:
-    """Send the unfinished chunks of an active job again (after a lost broker); return how many.
-
-    Safe at any time: a chunk that runs twice writes each line once.
-
-    Raises:
-        JobNotFound: no such job, or it belongs to someone else.
-    """
-    if deps.queue is None:
-        raise NotAllowed("Bulk jobs are not available on this server (they need Redis for the job queue).")
-    async with deps.sessions() as session:
-        job = await _owned(session, job_id, caller)
-        if job.status not in job_repo.ACTIVE:
-            return 0
-        pending = await job_repo.pending_chunks(session, job.id, job.chunks)
-    await deps.queue.enqueue(job.id, pending)
-    return len(pending)
 
 
 async def resend_unfinished(deps: BulkDeps) -> int:

@@ -48,6 +48,7 @@ from tools.domain.vehicle import (
     trusted_fields,
 )
 from tools.storage.models import Job, JobChunk, JobItem
+from tools.storage.session import rows
 
 SUBMITTING = "submitting"
 """A job whose lines are still being stored, a batch per commit: its stored chunks already run,
@@ -611,10 +612,13 @@ async def _fetch_one(session: AsyncSession, sql: str, params: Mapping[str, objec
     For the statements every chunk runs: through the session each cost ~1 ms of client
     CPU (a few hundred microseconds through psycopg), ten of them per chunk.
     """
-    driver = await _driver(session)
-    async with driver.cursor() as cursor:
-        await cursor.execute(sql, params)
-        return await cursor.fetchone()
+    found = await rows(await _driver(session), sql, params)
+    return found[0] if found else None
+
+
+def chunk_count(items: Sequence[NewItem]) -> int:
+    """Return how many chunks the planned `items` fill (their highest chunk number plus one)."""
+    return max((i.chunk_no for i in items if i.chunk_no is not None), default=-1) + 1
 
 
 async def insert_job(
@@ -639,7 +643,7 @@ async def insert_job(
             invalid=sum(1 for i in items if i.state == "invalid"),
             unique_vins=sum(1 for i in items if i.chunk_no is not None),
             chunk_size=chunk_size,
-            chunks=max((i.chunk_no for i in items if i.chunk_no is not None), default=-1) + 1,
+            chunks=chunk_count(items),
         )
     )
 
@@ -908,13 +912,6 @@ async def progress(session: AsyncSession, job_id: str) -> Progress:
     return Progress(int(done), int(failed), int(chunks))
 
 
-async def pending_chunks(session: AsyncSession, job_id: str, chunks: int) -> list[int]:
-    """Return the chunk numbers of the job that have not finished."""
-    stmt = select(JobChunk.chunk_no).where(JobChunk.job_id == job_id)
-    finished = set((await session.execute(stmt)).scalars())
-    return [n for n in range(chunks) if n not in finished]
-
-
 async def unfinished_chunks(session: AsyncSession) -> list[tuple[str, list[int]]]:
     """Return every queued or running job with the numbers of its chunks that have not finished.
 
@@ -924,8 +921,9 @@ async def unfinished_chunks(session: AsyncSession) -> list[tuple[str, list[int]]
         text(
             "SELECT j.id, array(SELECT n FROM generate_series(0, j.chunks - 1) n WHERE NOT EXISTS ("
             "  SELECT 1 FROM job_chunks c WHERE c.job_id = j.id AND c.chunk_no = n) ORDER BY n) "
-            "FROM jobs j WHERE j.status IN ('queued', 'running') ORDER BY j.created_at"
-        )
+            "FROM jobs j WHERE j.status = ANY(:statuses) ORDER BY j.created_at"
+        ),
+        {"statuses": [status for status in ACTIVE if status != SUBMITTING]},
     )
     return [(str(job_id), list(chunks)) for job_id, chunks in result.all() if chunks]
 
