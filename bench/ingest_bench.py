@@ -60,7 +60,7 @@ async def _main(args: argparse.Namespace) -> None:
     if args.rows:
         source = _subset(source, args.rows, work / "vehicles.csv")
     spec = DATASETS["epa"]
-    embedder = LocalMiniLmEmbedder(batch_size=args.embed_batch, threads=args.threads)
+    embedder = LocalMiniLmEmbedder(threads=args.threads)
     embedder.embed_sync(["warm up"])  # loads the model outside every timing
 
     docs, bad, _ = parse(spec.loader, [source])
@@ -150,7 +150,6 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=SHARED_DATA / SHARED_FILE)
     parser.add_argument("--rows", type=int, default=0, help="only the first N records (0 = all)")
     parser.add_argument("--batch-size", type=int, default=1000, help="documents per committed batch")
-    parser.add_argument("--embed-batch", type=int, default=32, help="texts per model call")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = one per core)")
     parser.add_argument("--sample", type=int, default=1500, help="texts in each baseline measurement")
     asyncio.run(_main(parser.parse_args()))

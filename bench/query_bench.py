@@ -75,11 +75,12 @@ def line(name: str, values_ms: Sequence[float], extra: str = "") -> None:
 
 
 async def ensure_corpus(engine: AsyncEngine, data_dir: Path, embedder: LocalMiniLmEmbedder) -> dict[str, int]:
-    """Ingest the datasets that are missing; return the document count per dataset."""
+    """Ingest the datasets missing, or holding another model's vectors; return the documents per dataset."""
     counts = await dataset_counts(engine)
+    current = await dataset_counts(engine, embedder.model)
     for name in ORDER:
         spec = DATASETS[name]
-        if counts.get(spec.dataset):
+        if counts.get(spec.dataset) and current.get(spec.dataset) == counts[spec.dataset]:
             continue
         paths = [Path(p) for p in shared_sources(spec, data_dir)]
         print(f"ingesting {spec.dataset} from {', '.join(p.name for p in paths)} (once) ...", flush=True)
@@ -87,15 +88,20 @@ async def ensure_corpus(engine: AsyncEngine, data_dir: Path, embedder: LocalMini
         result = await ingest(
             spec.dataset, spec.loader, paths, source=str(paths[0]), engine=engine, embedder=embedder
         )
-        print(f"  {result.inserted:,} documents in {time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"  {result.changes:,} documents in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     return await dataset_counts(engine)
 
 
-async def dataset_counts(engine: AsyncEngine) -> dict[str, int]:
+async def dataset_counts(engine: AsyncEngine, model: str | None = None) -> dict[str, int]:
+    """Documents per dataset; with `model`, only those whose vector is that model's."""
+    query = select(VehicleDocument.dataset, func.count()).group_by(VehicleDocument.dataset)
+    if model is not None:
+        query = query.where(VehicleDocument.embedding_model == model)
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(VehicleDocument.dataset, func.count()).group_by(VehicleDocument.dataset)
-        )
+        rows = await conn.execute(query)
         return {dataset: int(n) for dataset, n in rows}
 
 
@@ -224,7 +230,7 @@ async def run(args: argparse.Namespace) -> int:
 
         embed_ms = []
         vectors = []
-        embedder.embed_sync(["warm up"])
+        embedder.embed_one("warm up")  # loads the one-thread session questions use
         for q in qs:
             start = time.perf_counter()
             vectors.append(await embedder.embed_query(q))

