@@ -58,6 +58,9 @@ class Asker:
     # The transport's own limits on this call (per address, daily messages): the assistant
     # spends them with its own in one step, so a call any of them refuses costs nothing.
     limits: tuple[LimitCheck, ...] = ()
+    # True when the transport has just minted this identity (an anonymous caller's new
+    # conversation), so no user row can exist yet: the turn skips reading one. A hint only.
+    new_user: bool = False
 
 
 class Assistant(Protocol):
@@ -167,6 +170,7 @@ class GraphAssistant:
                 limit=self._config.history_messages,
                 username=asker.username,
                 language=asker.language or "en",
+                new_user=asker.new_user,
             )
         user, stored = opened.user, opened.messages
         tier: Tier = asker.tier or _tier(user.tier)

@@ -37,7 +37,7 @@ from tools.errors import AppError
 from tools.recalls import RecallResult
 from tools.specs import SearchResult, SpecResult
 from tools.storage import vin_repo
-from tools.storage.session import autocommit_session
+from tools.storage.session import single_statements
 from tools.vin import Caller
 
 MAX_VINS_PER_TOOL_CALL = 20
@@ -250,9 +250,10 @@ def make_toolkit(deps: ToolDeps) -> list[BaseTool]:
         """
 
         async def call() -> ToolOutput:
-            # One read in autocommit: no BEGIN before it and no ROLLBACK after it (two round trips).
-            async with autocommit_session(deps.sessions) as session:
-                entries = await vin_repo.list_history(session, runtime.context.user_id, limit=limit)
+            # One read in autocommit on the pooled connection itself: no BEGIN before it and no
+            # ROLLBACK after it (two round trips), and no session around it.
+            async with single_statements(deps.sessions) as db:
+                entries = await vin_repo.list_history(db, runtime.context.user_id, limit=limit)
             rows = [
                 {
                     "vin": e.vin,

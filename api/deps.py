@@ -58,14 +58,15 @@ class Client:
     tier: Tier = "free"
     limits: tuple[LimitCheck, ...] = ()  # not spent yet: the assistant spends them with its own
 
-    def asker(self, conversation_id: str) -> Asker:
+    def asker(self, conversation_id: str, *, new: bool = False) -> Asker:
         """Return the assistant's view of this caller in `conversation_id`.
 
         An anonymous caller is identified by the conversation itself: whoever holds
         the (unguessable, server-generated) id owns the conversation, and nobody
-        else's history is in reach.
+        else's history is in reach. `new`: the id was generated for this request, so
+        its user cannot exist yet.
         """
-        return Asker(external_id=f"anon:{conversation_id}", channel="api", limits=self.limits)
+        return Asker(external_id=f"anon:{conversation_id}", channel="api", limits=self.limits, new_user=new)
 
     @property
     def external_id(self) -> str:

@@ -322,6 +322,9 @@ class Phase:
     rate: float | None = None  # open loop: the offered requests per second (None: closed loop)
     latencies_ms: list[float] = field(default_factory=list)
     in_assistant_ms: list[float] = field(default_factory=list)  # the Answer's own latency_ms
+    # Open loop, per answered request: (latency, time queued behind the user's previous request
+    # before it was sent, the Answer's own latency_ms), all in ms.
+    parts_ms: list[tuple[float, float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     not_offline: int = 0  # answers not planned by the offline planner (should be none)
     wall_s: float = 0.0
@@ -491,6 +494,7 @@ async def run_open_phase(
                     body: dict[str, str] = {"message": message}
                     if conversation_id is not None:
                         body["conversation_id"] = conversation_id
+                    sent = time.perf_counter()
                     try:
                         response = await client.post("/ask", json=body)
                     except httpx.HTTPError as e:
@@ -499,10 +503,12 @@ async def run_open_phase(
                     if response.status_code != 200:
                         phase.errors.append(f"HTTP {response.status_code}")
                         break
-                    phase.latencies_ms.append((time.perf_counter() - due) * 1000)
+                    latency = (time.perf_counter() - due) * 1000
+                    phase.latencies_ms.append(latency)
                     answer = response.json()
                     conversation_id = answer["conversation_id"]
                     phase.in_assistant_ms.append(float(answer["latency_ms"]))
+                    phase.parts_ms.append((latency, (sent - due) * 1000, float(answer["latency_ms"])))
                     if answer["planner"] != "offline":
                         phase.not_offline += 1
 
@@ -601,6 +607,7 @@ def print_load(phases: Sequence[Phase], concurrency: int, workers: int) -> None:
             f"  offered {rate:.0f} req/s x {ph.server_cpu_ms_per_request:.1f} ms of server CPU = "
             f"{rate * ph.server_cpu_ms_per_request / 10 / cores:.0f}% of {cores} cores"
         )
+        _print_tail(ph)
     if concurrency == GOAL_CONCURRENCY:
         met = ask_n.p(95) < GOAL_P95_MS and not ask_n.errors
         print(
@@ -616,6 +623,28 @@ def print_load(phases: Sequence[Phase], concurrency: int, workers: int) -> None:
             )
     else:
         print(f"\ngoal: judged at {GOAL_CONCURRENCY} concurrent only (this run used {concurrency})")
+
+
+def _print_tail(ph: Phase) -> None:
+    """Split the slowest 5% of an open loop's requests: queued before sending, in the assistant, the rest.
+
+    "Behind its previous" is the time a request waited for its user's previous answer (and for
+    the load generator's own event loop); "in the assistant" is the Answer's `latency_ms` (the
+    turn's CPU, its round trips to PostgreSQL and Redis, and waits for the worker's event loop
+    while it runs); the rest is the HTTP stack and the wait before the worker starts the request.
+    """
+    if not ph.parts_ms:
+        return
+    threshold = ph.p(95)
+    tail = [parts for parts in ph.parts_ms if parts[0] >= threshold]
+    total, behind, inside = (statistics.fmean(column) for column in zip(*tail, strict=True))
+    rest = total - behind - inside
+    print(
+        f"  slowest 5% ({len(tail)} requests, >= {threshold:.1f} ms): mean {total:.1f} ms = "
+        f"{behind:.1f} queued behind the user's previous request ({100 * behind / total:.0f}%) + "
+        f"{inside:.1f} in the assistant ({100 * inside / total:.0f}%) + {rest:.1f} HTTP and waiting "
+        f"for the worker ({100 * rest / total:.0f}%)"
+    )
 
 
 def _print_phase(ph: Phase) -> None:

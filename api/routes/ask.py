@@ -43,7 +43,7 @@ def wants_event_stream(request: Request) -> bool:
 async def ask(body: AskRequest, request: Request, asking: AskingDep) -> Response:
     """Answer one question; omit `conversation_id` to start a conversation (its id is returned)."""
     conversation_id = body.conversation_id or new_conversation_id()
-    asker = asking.client.asker(conversation_id)
+    asker = asking.client.asker(conversation_id, new=body.conversation_id is None)
     assistant = asking.assistant
     with log_context(conversation_id=conversation_id):
         if wants_event_stream(request):

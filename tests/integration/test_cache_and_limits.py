@@ -175,6 +175,28 @@ async def test_cache_serves_misses_and_warns_once_when_the_store_is_down(
     ]
 
 
+async def test_a_redis_that_never_answers_costs_a_miss_and_an_admitted_call_when_each_call_is_bounded(
+    socket_dir: Path,
+) -> None:
+    # A real socket that takes every command and answers none: a stalled server, not a dead one.
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(4096):
+            pass
+        writer.close()
+
+    server = await asyncio.start_unix_server(stall, path=str(socket_dir / "stalled.sock"))
+    store = RedisKvStore.from_url(f"unix://{socket_dir}/stalled.sock", timeout_s=0.2)
+    try:
+        async with asyncio.timeout(30):  # only so that an unbounded call fails instead of hanging
+            missed = await KvCache(store).get("k")
+            decision = await GcraRateLimiter(store).hit("k", Limit(1, MINUTE))
+    finally:
+        await store.aclose()
+        server.close()
+    assert missed is None
+    assert decision.allowed  # the limiter fails open
+
+
 async def test_cache_logs_recovery_when_redis_comes_back(
     redis_socket: str, socket_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tools.errors import NotAllowed
@@ -33,9 +33,18 @@ def turn(question: str, answer: str) -> list[StoredMessage]:
     ]
 
 
-async def open_turn(session: Db, conversation: str, who: str, limit: int = 60) -> Any:
+async def open_turn(
+    session: Db, conversation: str, who: str, limit: int = 60, *, new_user: bool = False
+) -> Any:
     return await conversation_repo.open_turn(
-        session, conversation, external_id=who, channel="test", limit=limit, username="ann", language="fr"
+        session,
+        conversation,
+        external_id=who,
+        channel="test",
+        limit=limit,
+        username="ann",
+        language="fr",
+        new_user=new_user,
     )
 
 
@@ -118,6 +127,25 @@ async def test_a_known_user_gets_a_new_conversation_when_the_id_is_new(
     assert second.user == first.user
     assert second.messages == []
     assert owner == first.user.id
+
+
+async def test_a_new_users_turn_opens_in_one_statement_and_a_wrong_hint_still_opens_the_known_users(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    executed: list[str] = []
+    async with db_sessions() as session, session.begin():
+        connection = await session.connection()
+        event.listen(connection.sync_connection, "before_cursor_execute", lambda *a: executed.append(a[2]))
+        new = await open_turn(session, "test:c8", "test:ivy", new_user=True)
+        statements = len(executed)
+        await conversation_repo.append_messages(session, "test:c8", turn("q", "a"), user_id=new.user.id)
+        again = await open_turn(session, "test:c8", "test:ivy", new_user=True)  # the hint is wrong now
+        with pytest.raises(NotAllowed):  # a new user, but the conversation is ivy's
+            await open_turn(session, "test:c8", "test:jon", new_user=True)
+    assert statements == 1
+    assert (new.messages, new.user.language) == ([], "fr")
+    assert again.user == new.user
+    assert [m.content for m in again.messages] == ["q", "", '{"vin": "1HGCM82633A004352"}', "a"]
 
 
 async def test_each_statement_commits_on_its_own_when_sessions_are_on_the_engine(

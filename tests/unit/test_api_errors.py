@@ -290,7 +290,9 @@ async def test_answer_comes_back_with_a_new_conversation_id_when_the_client_send
     assert text == "what car is 1HGCM82633A004352?"
     assert conversation_id == body["conversation_id"]
     per_ip = LimitCheck("ip:127.0.0.1:requests:minute", Limit(30, timedelta(minutes=1)))
-    assert asker == Asker(external_id=f"anon:{conversation_id}", channel="api", limits=(per_ip,))
+    # The id was minted for this request: its user cannot exist yet.
+    expected = Asker(external_id=f"anon:{conversation_id}", channel="api", limits=(per_ip,), new_user=True)
+    assert asker == expected
     assert language is None
 
 

@@ -101,32 +101,34 @@ async def open_turn(
     limit: int,
     username: str | None = None,
     language: str = "en",
+    new_user: bool = False,
 ) -> OpenedTurn:
     """Return the user (created on first contact) and the conversation's last `limit` messages.
 
     Creates the conversation for the user when it is new. One statement on the common path
     (a known user in their own conversation), the same as `get_or_create_user`,
-    `open_conversation` and `load_messages` in turn.
+    `open_conversation` and `load_messages` in turn. `new_user` says the caller's user
+    cannot exist yet (an identity the transport has just minted): the first contact is then
+    tried first, one statement instead of an empty read and the creation. It is only a
+    hint: when the user exists after all, the turn opens as for a known user.
 
     Raises:
         NotAllowed: the conversation exists and belongs to another user.
     """
+    contact = {
+        "external_id": external_id,
+        "username": username,
+        "language": language,
+        "conversation_id": conversation_id,
+        "channel": channel[:16],
+    }
+    if new_user and (created := await _first_contact(db, contact)) is not None:
+        return created
     query = {"conversation_id": conversation_id, "external_id": external_id, "limit": limit}
     rows = await _rows(db, _OPEN_TURN, query)
     if not rows:
-        contact = {
-            "external_id": external_id,
-            "username": username,
-            "language": language,
-            "conversation_id": conversation_id,
-            "channel": channel[:16],
-        }
-        created = await _rows(db, _FIRST_CONTACT, contact)
-        if created:
-            user = UserRecord(*created[0][:5])
-            if created[0][5] != user.id:
-                raise NotAllowed(_NOT_YOURS)
-            return OpenedTurn(user, [])
+        if (created := await _first_contact(db, contact)) is not None:
+            return created
         # A concurrent first request created the user in between: read it as a known user.
         rows = await _rows(db, _OPEN_TURN, query)
         if not rows:  # pragma: no cover - users are never deleted
@@ -153,6 +155,21 @@ async def open_turn(
         if r[6] is not None
     ]
     return OpenedTurn(user, messages)
+
+
+async def _first_contact(db: Db, contact: dict[str, Any]) -> OpenedTurn | None:
+    """Create the user and the conversation; None when the user exists already.
+
+    Raises:
+        NotAllowed: the user is new but the conversation belongs to another user.
+    """
+    created = await _rows(db, _FIRST_CONTACT, contact)
+    if not created:
+        return None
+    user = UserRecord(*created[0][:5])
+    if created[0][5] != user.id:
+        raise NotAllowed(_NOT_YOURS)
+    return OpenedTurn(user, [])
 
 
 async def _create_conversation(db: Db, conversation_id: str, *, user_id: int, channel: str) -> None:

@@ -137,18 +137,19 @@ async def record_history(db: Db, user_id: int, vehicles: Sequence[DecodedVehicle
     await rows(db, _RECORD_HISTORY, params)
 
 
-async def list_history(session: AsyncSession, user_id: int, *, limit: int = 20) -> list[HistoryEntry]:
-    """Return the user's most recent decodes, newest first."""
-    rows = await session.execute(
-        select(UserVinHistory)
-        .where(UserVinHistory.user_id == user_id)
-        .order_by(UserVinHistory.decoded_at.desc(), UserVinHistory.id.desc())
-        .limit(limit)
-    )
-    return [
-        HistoryEntry(h.vin, h.title, h.valid, h.model_year, h.make, h.model, h.provider, h.decoded_at)
-        for h in rows.scalars()
-    ]
+# Newest first; the index on (user_id, decoded_at) serves the order.
+_LIST_HISTORY = """
+    SELECT vin, title, valid, model_year, make, model, provider, decoded_at
+    FROM user_vin_history
+    WHERE user_id = %(user_id)s
+    ORDER BY decoded_at DESC, id DESC
+    LIMIT %(limit)s
+"""
+
+
+async def list_history(db: Db, user_id: int, *, limit: int = 20) -> list[HistoryEntry]:
+    """Return the user's most recent decodes, newest first (one statement, no ORM objects)."""
+    return [HistoryEntry(*row) for row in await rows(db, _LIST_HISTORY, {"user_id": user_id, "limit": limit})]
 
 
 async def forget_history(session: AsyncSession, user_id: int) -> int:
