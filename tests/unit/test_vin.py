@@ -8,13 +8,14 @@ import pytest
 import ultravin
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tools.domain.vehicle import (
     DecodedVehicle,
     DecodeSource,
     fields_set_for,
     trusted_fields,
+    vehicle_from_owned_vpic,
     vehicle_from_vpic,
 )
 from tools.domain.vin import (
@@ -530,6 +531,33 @@ def test_an_adopted_attribute_map_becomes_raw_without_its_empty_values_when_trus
         ("Other Restraint System Info", ["Seat Belt"]),
     ]
     assert adopted.model_dump_json() == copied.model_dump_json()
+
+
+def test_an_owned_attribute_map_builds_what_the_adopting_trusted_build_gives_when_values_vary():
+    source = DecodeSource(provider="offline")
+    maps: list[dict[str, object]] = [
+        {"Make": "HONDA", "Model": "Accord", "Suggested VIN": "", "Note": ["Seat Belt"], "Trim": ""},
+        {"Make": "HONDA", "Model": ["Accord", "Coupe"], "Doors": "2"},  # a list where text is read
+        {"Make": "HONDA", "Model": None, "Error Code": "0"},  # None reads as absent
+    ]
+    for attributes in maps:
+        adopted = vehicle_from_vpic(
+            CIVIC,
+            dict(attributes),
+            check_digit_valid=True,
+            source=source,
+            trusted=True,
+            adopt_raw=True,  # type: ignore[arg-type]
+        )
+
+        owned = vehicle_from_owned_vpic(CIVIC, attributes, True, source)  # type: ignore[arg-type]
+
+        assert owned.raw == adopted.raw
+        assert owned.model_dump_json() == adopted.model_dump_json()
+        assert repr(owned) == repr(adopted)
+        assert owned.model_fields_set == adopted.model_fields_set
+    with pytest.raises(ValidationError):
+        vehicle_from_owned_vpic(CIVIC, {"Make": "HONDA", "Doors": 2}, True, source)  # type: ignore[dict-item]
 
 
 def test_the_offline_decoder_equals_the_validated_build_when_vins_vary():

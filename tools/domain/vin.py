@@ -129,9 +129,10 @@ class Vin:
             InvalidVin: with a reason code, a plain message and, where one can be
                 found, the VINs the user probably meant.
         """
-        if len(raw) == VIN_LENGTH and raw.isascii() and raw.isalnum():
+        if len(raw) == VIN_LENGTH and raw.isascii() and raw.encode().isalnum():
             # The common case, a VIN typed or pasted cleanly: no folding or separators to handle.
-            # 17 ASCII capitals and digits without I, O and Q are `_VIN_TEXT`, checked without a regex.
+            # 17 ASCII capitals and digits without I, O and Q are `_VIN_TEXT`, checked without a regex
+            # (`bytes.isalnum` reads an ASCII table; `str.isalnum` reads Unicode tables per character).
             upper = raw.upper()
             if "I" not in upper and "O" not in upper and "Q" not in upper:
                 vin = _new_object(cls)

@@ -7,7 +7,13 @@ from typing import Any
 
 import ultravin
 
-from tools.domain.vehicle import DecodedVehicle, DecodeSource, RawValue, vehicle_from_vpic
+from tools.domain.vehicle import (
+    DecodedVehicle,
+    DecodeSource,
+    RawValue,
+    vehicle_from_owned_vpic,
+    vehicle_from_vpic,
+)
 from tools.errors import BadProviderResponse
 from tools.providers.base import DecodeRequest
 
@@ -53,7 +59,8 @@ class UltravinDecoder:
         self, requests: Sequence[DecodeRequest], *, keep_raw: bool = True
     ) -> list[DecodedVehicle]:
         """Decode many VINs without an event loop (`keep_raw=False`: leave `raw` empty)."""
-        return [self._to_vehicle(row, keep_raw=keep_raw) for row in _decode_rows(requests)]
+        to_vehicle = self._to_vehicle if keep_raw else self._to_vehicle_without_raw
+        return [to_vehicle(row) for row in _decode_rows(requests)]
 
     def decode_rows_sync(self, requests: Sequence[DecodeRequest]) -> list[dict[str, Any]]:
         """Decode many VINs into ultravin's rows (`vin`, `check_digit_valid`, `attributes`, ...), in order.
@@ -67,18 +74,20 @@ class UltravinDecoder:
         """The `DecodeSource` of this decoder's vehicles."""
         return self._source
 
-    def _to_vehicle(self, row: Mapping[str, Any], *, keep_raw: bool = True) -> DecodedVehicle:
+    def _to_vehicle(self, row: Mapping[str, Any]) -> DecodedVehicle:
         attributes: dict[str, RawValue] = row["attributes"]
         # ultravin documents its values: `str`, or `list[str]` for the multi-valued notes, and
         # every decode returns a new dict, which nothing else holds: it becomes `raw` as it is.
+        return vehicle_from_owned_vpic(row["vin"], attributes, bool(row["check_digit_valid"]), self._source)
+
+    def _to_vehicle_without_raw(self, row: Mapping[str, Any]) -> DecodedVehicle:
         return vehicle_from_vpic(
             row["vin"],
-            attributes,
+            row["attributes"],
             check_digit_valid=bool(row["check_digit_valid"]),
             source=self._source,
             trusted=True,
-            keep_raw=keep_raw,
-            adopt_raw=True,
+            keep_raw=False,
         )
 
 
