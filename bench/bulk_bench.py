@@ -111,7 +111,11 @@ async def run_job(pg_url: str, redis_url: str, vins: list[str], chunk_size: int,
         started, started_at = time.perf_counter(), datetime.now(UTC)
         job = await bulk.submit(bulk.rows_from_list(vins), deps=deps, caller=caller)
         submitted = time.perf_counter()
-        while not (status := await bulk.get_status(job.id, deps=deps, caller=caller)).finished:  # noqa: ASYNC110
+        while True:
+            read_at = time.perf_counter()
+            status = await bulk.get_status(job.id, deps=deps, caller=caller)
+            if status.finished:
+                break
             await asyncio.sleep(POLL_S)
         decoded = time.perf_counter()
         with out.open("wb") as handle:
@@ -122,6 +126,8 @@ async def run_job(pg_url: str, redis_url: str, vins: list[str], chunk_size: int,
             f"  submit {submitted - started:.2f} s, decode {decoded - submitted:.2f} s "
             f"({status.progress.rate_per_s} VINs/s in the worker), results file {finished - decoded:.2f} s"
         )
+        # The last read carries the summary (counts by make, year and type): part of `decode`.
+        print(f"  the last status read (with the summary) took {decoded - read_at:.2f} s")
         if status.started_at is not None:
             # How long the workers waited for lines: the serial head of the job.
             head = (status.started_at - started_at).total_seconds()

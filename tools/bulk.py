@@ -21,8 +21,9 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple, Protocol
@@ -73,6 +74,10 @@ class CeleryJobQueue:
     def __init__(self, broker_url: str) -> None:
         self._app = Celery("vinbot-producer", broker=broker_url, set_as_current=False)
         self._app.conf.broker_connection_retry_on_startup = True
+        # Load now what the first `send_task` loads (the result backend, the task sender and its
+        # event dispatcher: ~0.1 s of imports and entry-point scans, no connection), so a
+        # process pays it when it starts, not in the head of its first job.
+        _ = self._app.backend, self._app.amqp.send_task_message
 
     async def enqueue(self, job_id: str, chunks: Sequence[int]) -> None:
         """Send the chunk tasks, off the event loop (kombu's client is blocking)."""
@@ -488,8 +493,8 @@ async def _status(session: AsyncSession, job: JobRecord) -> JobStatus:
 
 async def _summary(session: AsyncSession, job_id: str) -> JobSummary:
     groups = {
-        name: dict(await job_repo.counts_by(session, job_id, name, limit=SUMMARY_GROUPS))
-        for name in ("make", "model_year", "vehicle_type")
+        name: dict(counts)
+        for name, counts in (await job_repo.summary_counts(session, job_id, limit=SUMMARY_GROUPS)).items()
     }
     return JobSummary(
         by_make=groups["make"], by_model_year=groups["model_year"], by_vehicle_type=groups["vehicle_type"]
@@ -542,8 +547,8 @@ async def stream_results(
 
     Both come from the text stored per result, without building a vehicle again: one
     row per input line, in input order, as `iter_rendered` writes them. PostgreSQL
-    joins the stored CSV lines a block at a time; the JSON objects are filled in from
-    the stored cells (`job_repo.result_json`).
+    joins the stored CSV lines a block at a time, two segments at once (`_csv_file`);
+    the JSON objects are filled in from the stored cells (`job_repo.result_json`).
 
     Raises:
         JobNotFound: no such job, or it belongs to someone else (raised on first iteration).
@@ -552,16 +557,66 @@ async def stream_results(
     async with deps.sessions() as session:
         job = await _owned(session, job_id, caller)
         missing = _not_decoded(job.status == "cancelled")
-        if fmt == "csv":
-            yield (",".join(CSV_COLUMNS) + "\n").encode()
-            async for data in job_repo.iter_results_csv(session, job.id, not_decoded=missing):
-                yield data
-            return
+    # Read on connections of their own: this one is back in the pool.
+    if fmt == "csv":
+        pieces = _csv_file(deps.sessions, job.id, missing)
+    else:
+        pieces = _json_file(deps.sessions, job.id, missing)
+    async with aclosing(pieces):  # a reader that stops early closes it now, not at garbage collection
+        async for piece in pieces:
+            yield piece
+
+
+async def _json_file(
+    sessions: async_sessionmaker[AsyncSession], job_id: str, missing: dict[str, str]
+) -> AsyncGenerator[bytes, None]:
+    async with sessions() as session:
         opening = "[\n"
-        async for page in job_repo.iter_results_json(session, job.id, not_decoded=missing):
+        async for page in job_repo.iter_results_json(session, job_id, not_decoded=missing):
             yield (opening + ",\n".join(page)).encode()
             opening = ",\n"
         yield b"[]\n" if opening == "[\n" else b"\n]\n"
+
+
+CSV_READERS = 2
+"""Segments of a CSV download that PostgreSQL renders at once, each on its own connection."""
+
+
+async def _csv_file(
+    sessions: async_sessionmaker[AsyncSession], job_id: str, missing: dict[str, str]
+) -> AsyncGenerator[bytes, None]:
+    """Yield the CSV header, then the job's rows a segment at a time, `CSV_READERS` rendered at once.
+
+    Rendering a job's CSV is PostgreSQL's work, one backend per query: on one connection
+    it uses one core while the job's other cores sit idle at the end of the job. Each
+    segment is read in its own short transaction; a finished job's results no longer
+    change, and every line is in exactly one segment whatever the snapshot.
+    """
+
+    async def read(segment: range) -> bytes:
+        async with sessions() as session:
+            return await job_repo.results_csv(session, job_id, segment, not_decoded=missing)
+
+    yield (",".join(CSV_COLUMNS) + "\n").encode()
+    async with sessions() as session:
+        lines = await job_repo.line_span(session, job_id)
+    step = job_repo.CSV_SEGMENT_LINES
+    # Segments start on a multiple of `step`, so a segment holds whole blocks of the query.
+    starts = range(lines.start - lines.start % step, lines.stop, step)
+    last = starts[-1] if starts else None
+    pending: deque[asyncio.Task[bytes]] = deque()
+    try:
+        for start in starts:
+            pending.append(asyncio.create_task(read(range(start, start + step))))
+            # `CSV_READERS` in flight; once the last one is started, the rest in order.
+            while len(pending) >= CSV_READERS or (pending and start == last):
+                if data := await pending.popleft():  # a segment of no lines is skipped
+                    yield data
+    finally:
+        # The caller stopped reading (a client went away): stop the queries still running.
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def ensure_owned(job_id: str, *, deps: BulkDeps, caller: Caller) -> None:

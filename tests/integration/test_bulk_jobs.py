@@ -41,7 +41,7 @@ from tools.embedded import EmbeddedPostgres
 from tools.providers.base import DecodeRequest
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings
-from tools.storage import migrate
+from tools.storage import job_repo, migrate
 from tools.storage.job_repo import RESULT_FIELDS, ResultLayoutMismatch
 from tools.storage.models import User
 from tools.storage.session import create_engine, session_factory, transaction
@@ -477,6 +477,40 @@ async def test_chunks_run_while_the_rest_is_stored_and_the_job_is_seen_only_whol
     rows = await all_rows(job.id, queue.deps, caller)
     assert [row["line"] for row in rows] == list(range(1, len(lines) + 1))
     assert rows[len(vins)] == {**rows[0], "line": len(vins) + 1}
+
+
+async def test_the_csv_file_reads_its_segments_in_order_and_a_reader_that_stops_leaves_no_connection_out(
+    sessions: async_sessionmaker[AsyncSession], pg_url: str
+) -> None:
+    caller = await make_caller(sessions)
+    queue = _RunningQueue(sessions, caller)
+    step = job_repo.CSV_SEGMENT_LINES
+    # Lines in the first, second and fourth segments (the third has none), a duplicate, an invalid one.
+    lines = [1, step - 1, step, 3 * step + 5, 3 * step + 6]
+    vin, other = ultravin.generate(2, seed=43, now=NOW, invalid_rate=0.0)
+    inputs = [vin, other, vin, "not a vin", other]
+    job = await bulk.submit(
+        [InputRow(line, text) for line, text in zip(lines, inputs, strict=True)],
+        deps=queue.deps,
+        caller=caller,
+    )
+
+    fast, slow = await csv_both_ways(job.id, queue.deps, caller)
+    assert fast == slow
+    assert [row[:2] for row in fast[1:]] == [
+        [str(line), text] for line, text in zip(lines, inputs, strict=True)
+    ]
+
+    engine = create_engine(pg_url)  # a pool of its own, which no other test uses
+    own = BulkDeps(sessions=session_factory(engine), queue=None)
+    try:
+        stream = bulk.stream_results(job.id, "csv", deps=own, caller=caller)
+        assert (await anext(stream)).startswith(b"line,input,")
+        assert (await anext(stream)).startswith(b"1,")
+        await stream.aclose()  # the client went away: the segment still being read is cancelled
+        assert engine.sync_engine.pool.checkedout() == 0
+    finally:
+        await engine.dispose()
 
 
 class _BrokenQueue(_RunningQueue):

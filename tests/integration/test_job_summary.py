@@ -61,5 +61,13 @@ async def test_duplicates_count_with_their_first_line_when_the_summary_groups_by
                 if result is not None
             ],
         )
-        assert await job_repo.counts_by(session, "f" * 32, "make", limit=10) == [("HONDA", 3), ("TESLA", 1)]
-        assert await job_repo.counts_by(session, "f" * 32, "model_year", limit=1) == [("2003", 3)]
+        assert await job_repo.summary_counts(session, "f" * 32, limit=10) == {
+            "make": [("HONDA", 3), ("TESLA", 1)],
+            "model_year": [("2003", 3), ("2019", 1)],
+            "vehicle_type": [],
+        }
+        assert await job_repo.summary_counts(session, "f" * 32, limit=1) == {
+            "make": [("HONDA", 3)],
+            "model_year": [("2003", 3)],
+            "vehicle_type": [],
+        }
