@@ -193,7 +193,7 @@ def _with_local_suggestions(vin: Vin, vehicle: DecodedVehicle) -> DecodedVehicle
     if vehicle.suggestions or (vehicle.check_digit_valid and vehicle.vin == vin.value):
         return vehicle
     local = vin.suggestions()
-    return vehicle.model_copy(update={"suggestions": local}) if local else vehicle
+    return vehicle.with_suggestions(local) if local else vehicle
 
 
 def _check_year(year: int | None) -> int | None:

@@ -197,6 +197,18 @@ def test_no_suggestion_is_offered_when_no_look_alike_fix_passes_the_check_digit(
     assert TESLA not in caught.value.suggestions
 
 
+@PROPERTY
+@given(vin=valid_vins, data=st.data())
+def test_a_vins_own_suggestions_are_what_suggest_gives_for_its_text_when_its_check_digit_fails(vin, data):
+    """`Vin.suggestions` skips `suggest`'s normalising; the answer must not change."""
+    position = data.draw(st.integers(min_value=0, max_value=VIN_LENGTH - 1))
+    typo = vin[:position] + data.draw(st.sampled_from(sorted(ALPHABET))) + vin[position + 1 :]
+    parsed = Vin.parse(typo)
+
+    assert parsed.check_digit_valid == has_valid_check_digit(typo)
+    assert parsed.suggestions() == (() if parsed.check_digit_valid else suggest(typo))
+
+
 def test_suggest_returns_nothing_when_the_text_is_not_vin_length():
     assert suggest(CIVIC[:-1]) == ()
 
@@ -615,6 +627,28 @@ async def test_the_offline_decoder_answers_one_request_as_a_batch_of_one_when_de
         assert await decoder.decode_many([request]) == decoder.decode_many_sync([request])
     assert await decoder.decode_many([hinted, typo]) == decoder.decode_many_sync([hinted, typo])
     assert await decoder.decode_many([]) == []
+
+
+def test_a_vehicle_with_suggestions_equals_its_model_copy_when_suggestions_are_added():
+    decoder = UltravinDecoder()
+    vehicles = [decoder.decode_sync(DecodeRequest(Vin.parse(TESLA)))]
+    vehicles.append(vehicles[0].with_source(DecodeSource(provider="nhtsa", fallback=True)))
+    vehicles.append(
+        DecodedVehicle(
+            vin=TESLA, valid=False, check_digit_valid=False, source=DecodeSource(provider="autodev")
+        )
+    )
+
+    for vehicle in vehicles:
+        added = vehicle.with_suggestions((CIVIC,))
+        copied = vehicle.model_copy(update={"suggestions": (CIVIC,)})
+        assert added == copied
+        assert repr(added) == repr(copied)
+        assert added.model_fields_set == copied.model_fields_set
+        assert list(added.__dict__) == list(copied.__dict__)
+        assert added.model_dump_json() == copied.model_dump_json()
+        assert (added.__pydantic_extra__, added.__pydantic_private__) == (None, None)
+        assert vehicle.suggestions == ()  # the original is unchanged
 
 
 async def test_decode_many_results_equal_validated_results_when_built_without_validation():

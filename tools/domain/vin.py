@@ -90,8 +90,12 @@ def check_digit(vin17: str) -> str:
     """
     if not _is_vin_text(vin17):
         raise ValueError("check_digit needs 17 upper-case VIN characters")
-    rest = sum(map(mul, map(_TRANSLITERATION.__getitem__, vin17), _WEIGHTS)) % 11
-    return "X" if rest == 10 else str(rest)
+    return _check_character(vin17)
+
+
+def _check_character(vin_text: str) -> str:
+    """The check digit of `vin_text`, which is known to be VIN text (`_is_vin_text`)."""
+    return _CHECK_CHARACTERS[sum(map(mul, map(_TRANSLITERATION.__getitem__, vin_text), _WEIGHTS)) % 11]
 
 
 def has_valid_check_digit(vin17: str) -> bool:
@@ -176,7 +180,7 @@ class Vin:
     @property
     def check_digit_valid(self) -> bool:
         """Whether position 9 matches the computed check digit."""
-        return has_valid_check_digit(self.value)
+        return self.value[8] == _check_character(self.value)  # `value` is VIN text: no regex again
 
     @property
     def expected_check_digit(self) -> str:
@@ -204,7 +208,8 @@ class Vin:
         """Return look-alike corrections whose check digit holds (empty when this one does)."""
         if self.check_digit_valid:
             return ()
-        return suggest(self.value)
+        # `value` is what `suggest` would make of it (normalised, no I, O or Q): skip that work.
+        return _look_alike_corrections(self.value, self.value)
 
 
 _new_object = object.__new__
@@ -250,20 +255,36 @@ def suggest(text: str) -> tuple[str, ...]:
     base = _replace_forbidden(text)
     if not _is_vin_text(base):
         return ()
+    return _look_alike_corrections(base, text)
+
+
+def _look_alike_corrections(base: str, text: str) -> tuple[str, ...]:
+    """`suggest`'s candidates from `base`, the VIN text `text` became with I, O and Q replaced."""
     found: list[str] = []
-    values = list(map(_TRANSLITERATION.__getitem__, base))
-    total = sum(map(mul, values, _WEIGHTS))
-    if _CHECK_CHARACTERS[total % 11] == base[8]:
+    total = sum(map(mul, map(_TRANSLITERATION.__getitem__, base), _WEIGHTS))
+    check = base[8]
+    if _CHECK_CHARACTERS[total % 11] == check:
         found.append(base)
     # Every I/O/Q is already fixed in `base`; now one more swap. Look-alikes are VIN
     # characters, so each candidate's check digit is `total` with one term changed.
     for i, ch in enumerate(base):
-        for alt in LOOK_ALIKES.get(ch, ()):
-            weight = _WEIGHTS[i]
-            digit = _CHECK_CHARACTERS[(total + weight * (_TRANSLITERATION[alt] - values[i])) % 11]
-            if digit == (alt if i == 8 else base[8]):
+        for alt, change in _SWAPS[i].get(ch, ()):
+            if _CHECK_CHARACTERS[(total + change) % 11] == (alt if i == 8 else check):
                 found.append(base[:i] + alt + base[i + 1 :])
     return tuple(c for c in dict.fromkeys(found) if c != text)
+
+
+# Per position: each VIN character's look-alikes, with the change each makes to the
+# weighted sum. A candidate's sum is then one addition; every decode whose check digit
+# fails (a few percent of them) tries all of them.
+_SWAPS: tuple[dict[str, tuple[tuple[str, int], ...]], ...] = tuple(
+    {
+        ch: tuple((alt, weight * (_TRANSLITERATION[alt] - _TRANSLITERATION[ch])) for alt in alts)
+        for ch, alts in LOOK_ALIKES.items()
+        if ch in ALPHABET
+    }
+    for weight in _WEIGHTS
+)
 
 
 def find_vins(text: str) -> list[str]:
