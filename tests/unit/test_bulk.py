@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from tools import bulk
 from tools.bulk import BulkDeps, InputRow
-from tools.domain.vehicle import DecodedVehicle, DecodeSource, vehicle_from_vpic
+from tools.domain.vehicle import VPIC_FIELDS, DecodedVehicle, DecodeSource, vehicle_from_vpic
 from tools.domain.vin import Vin
 from tools.errors import InvalidInput, NotAllowed, RateLimited
 from tools.providers.base import DecodeRequest
@@ -399,6 +399,21 @@ def test_attributes_render_exactly_as_the_vehicle_does_when_a_chunk_decodes_offl
     assert vpic_rendered(job_repo.VpicRenderer(fallback.source), 5, row) == vehicle_rendered(
         5, row, fallback.source
     )
+
+
+def test_each_value_of_a_nested_field_is_read_from_its_own_variable_alone():
+    # VpicRenderer renders transmission, engine and plant cells a variable at a time.
+    rows = ultravin.decode_batch(ultravin.generate(300, seed=26, now=datetime(2026, 6, 1)))  # noqa: DTZ001
+    nested = [f for f in VPIC_FIELDS if len(f.variables) > 1]
+    assert {f.name for f in nested} == {"transmission", "engine", "plant"}
+    for field in nested:
+        for row in rows:
+            raw = tuple(map(row["attributes"].get, field.variables))
+            alone = [
+                list(field.read(tuple(v if j == i else None for j in range(len(raw)))).__dict__.values())[i]
+                for i, v in enumerate(raw)
+            ]
+            assert alone == list(field.read(raw).__dict__.values())
 
 
 def test_awkward_attribute_values_render_as_the_vehicle_does_when_read_straight_from_vpic():

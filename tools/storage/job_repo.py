@@ -42,6 +42,7 @@ from tools.domain.vehicle import (
     DecodeIssue,
     DecodeSource,
     RawValue,
+    VpicField,
     errors_from_vpic,
     is_valid,
     suggestions_from_vpic,
@@ -311,18 +312,6 @@ def _value_cell(value: object) -> str:
     return _csv_cell(value)
 
 
-def _field_cells(read: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """Return a function from a field's raw vPIC value(s) to its stored cells (nested fields flattened)."""
-
-    def cells(raw: Any) -> str:
-        value = read(raw)
-        if isinstance(value, BaseModel):
-            return ",".join(_value_cell(v) for v in value.__dict__.values())
-        return _value_cell(value)
-
-    return cells
-
-
 def _errors_cells(raw: tuple[RawValue | None, RawValue | None]) -> tuple[str, str | None, bool]:
     errors, blocking = errors_from_vpic(*raw)
     if not errors:
@@ -330,32 +319,53 @@ def _errors_cells(raw: tuple[RawValue | None, RawValue | None]) -> tuple[str, st
     return _csv_cell(_errors_text(errors)), _errors_detail(errors), blocking
 
 
-# Each field's rendered cells come from a memo keyed by its raw value (or tuple of values):
-# vPIC values repeat across VINs (an engine's ten values, a plant, "Not Applicable"), so
-# most lines are a dict look-up per field. Memos are per process and bounded.
+def _variable_cells(field: VpicField, at: int) -> Callable[[Any], str]:
+    """Return a function from the raw value of the field's `at`-th variable to its stored cell.
+
+    A field of several variables (`transmission`, `engine`, `plant`) is a model whose
+    `at`-th value is read from its `at`-th variable alone (`_check_nested_fields`): its
+    cells are rendered a variable at a time, so a line looks each value up once instead of
+    hashing a tuple of ten and building a model for every new combination.
+    """
+    read, width = field.read, len(field.variables)
+    if width == 1:
+        return lambda raw: _value_cell(read(raw))
+
+    def cell(raw: Any) -> str:
+        model = read(tuple(raw if i == at else None for i in range(width)))
+        return _value_cell(tuple(model.__dict__.values())[at])
+
+    return cell
+
+
+def _check_nested_fields() -> None:
+    # The variable-at-a-time rendering above needs one model value per variable, in order.
+    for f in VPIC_FIELDS:
+        if len(f.variables) > 1 and len(f.read((None,) * len(f.variables)).__dict__) != len(f.variables):
+            raise RuntimeError(
+                f"vPIC field {f.name} no longer has one value per variable: see _variable_cells"
+            )
+
+
+_check_nested_fields()
+
+# Each variable's rendered cell comes from a memo keyed by its raw value: vPIC values repeat
+# across VINs ("Not Applicable", "Gasoline", a plant's country), so most lines are a dict
+# look-up per variable. Memos are per process and bounded.
 _MEMO_LIMIT = 20_000
-_FIELD_CELLS = tuple(BoundedMemo(_field_cells(f.read), limit=_MEMO_LIMIT).__getitem__ for f in VPIC_FIELDS)
 _VARIABLES = tuple(variable for f in VPIC_FIELDS for variable in f.variables)
 """Every variable the `VPIC_FIELDS` read, flat: one `map` looks a decode's values up."""
-
-
-def _groups() -> tuple[tuple[int, int], ...]:
-    # Where each field of several variables sits in the flat values, last first: folding a
-    # group into its tuple moves the later positions, not the earlier ones.
-    groups: list[tuple[int, int]] = []
-    at = 0
-    for f in VPIC_FIELDS:
-        if len(f.variables) > 1:
-            groups.append((at, at + len(f.variables)))
-        at += len(f.variables)
-    return tuple(reversed(groups))
-
-
-_GROUPS = _groups()
-_FIELD_AT = {f.name: i for i, f in enumerate(VPIC_FIELDS)}
-_MAKE_AT, _MODEL_YEAR_AT, _VEHICLE_TYPE_AT = (_FIELD_AT[name] for name in SUMMARY_FIELDS)
+_VARIABLE_CELLS = tuple(
+    BoundedMemo(_variable_cells(f, at), limit=_MEMO_LIMIT).__getitem__
+    for f in VPIC_FIELDS
+    for at in range(len(f.variables))
+)
+_FIELD = {f.name: f for f in VPIC_FIELDS}
+_MAKE_VARIABLE, _MODEL_YEAR_VARIABLE, _VEHICLE_TYPE_VARIABLE = (
+    _FIELD[name].variables[0] for name in SUMMARY_FIELDS
+)
 _MAKE, _MODEL_YEAR, _VEHICLE_TYPE = (
-    BoundedMemo(VPIC_FIELDS[_FIELD_AT[name]].read, limit=_MEMO_LIMIT).__getitem__ for name in SUMMARY_FIELDS
+    BoundedMemo(_FIELD[name].read, limit=_MEMO_LIMIT).__getitem__ for name in SUMMARY_FIELDS
 )
 _ERRORS_CELLS = BoundedMemo(_errors_cells, limit=_MEMO_LIMIT).__getitem__
 
@@ -366,7 +376,7 @@ class VpicRenderer:
     The same cells, detail and summary columns as `ResultRenderer` renders from the
     `DecodedVehicle` that `vehicle_from_vpic(..., trusted=True)` builds from the same
     attributes (tests/unit/test_bulk.py compares them), without building that vehicle
-    or any per-line dict: each field's cells come from `VPIC_FIELDS` through a memo.
+    or any per-line dict: each variable's cell comes from `VPIC_FIELDS` through a memo.
     """
 
     def __init__(self, source: DecodeSource) -> None:
@@ -380,15 +390,11 @@ class VpicRenderer:
     ) -> ItemResult:
         """Return the stored result of one line from ultravin's `vin`, `attributes` and check-digit flag."""
         get = attributes.get
-        # One look-up per field in C: the values of every variable, each group's folded into
-        # its tuple, mapped through the fields' memos (`map(call, memos, values)`) and joined.
-        values: list[Any] = list(map(get, _VARIABLES))
-        for first, end in _GROUPS:
-            values[first:end] = (tuple(values[first:end]),)
         try:
-            middle = ",".join(map(call, _FIELD_CELLS, values))
+            # One look-up per variable in C: every variable's value mapped through its memo and joined.
+            middle = ",".join(map(call, _VARIABLE_CELLS, map(get, _VARIABLES)))
             errors, detail, blocking = _ERRORS_CELLS((get("Error Code"), get("Error Text")))
-            make = _MAKE(values[_MAKE_AT])
+            make = _MAKE(get(_MAKE_VARIABLE))
         except TypeError:
             # A list (unhashable) where vPIC promises a string: the vehicle's own way, which reads it.
             fields = trusted_fields(vin, attributes, check_digit_valid=check_digit_valid, source=self._source)
@@ -400,8 +406,8 @@ class VpicRenderer:
             line,
             valid,
             make,
-            _MODEL_YEAR(values[_MODEL_YEAR_AT]),
-            _VEHICLE_TYPE(values[_VEHICLE_TYPE_AT]),
+            _MODEL_YEAR(get(_MODEL_YEAR_VARIABLE)),
+            _VEHICLE_TYPE(get(_VEHICLE_TYPE_VARIABLE)),
             None,
             f"{_csv_cell(vin)},{'true' if valid else 'false'},{'true' if check_digit_valid else 'false'},"
             f"{middle},{errors},{_csv_cell(' '.join(suggestions)) if suggestions else ''},"
