@@ -623,8 +623,12 @@ async def _fetch_one(session: AsyncSession, sql: str, params: Mapping[str, objec
 
 
 def chunk_count(items: Sequence[NewItem]) -> int:
-    """Return how many chunks the planned `items` fill (their highest chunk number plus one)."""
-    return max((i.chunk_no for i in items if i.chunk_no is not None), default=-1) + 1
+    """Return how many chunks the planned `items` fill (their highest chunk number plus one).
+
+    Planning numbers the chunks in line order, so the last line with a chunk has the
+    highest: found from the end, not by reading every line (a submit asks twice).
+    """
+    return next((i.chunk_no for i in reversed(items) if i.chunk_no is not None), -1) + 1
 
 
 async def insert_job(
@@ -662,14 +666,15 @@ async def add_items(session: AsyncSession, job_id: str, items: Sequence[NewItem]
         # One text buffer per few thousand rows: `write_row` per row cost more than the rest of a submit.
         buffer: list[str] = []
         null = r"\N"
-        for i in items:
+        # Unpacked in the loop header: eight attribute look-ups a line cost a fifth of the formatting.
+        for line, text, vin, year, chunk_no, dup_of, state, error in items:
             # `vin` is a validated VIN and the numbers are ints: only `input` and `error` need escaping.
-            error = null if i.error is None else _copy_json(i.error)
             buffer.append(
-                f"{job_id}\t{i.line}\t{_copy_text(i.input)}\t{i.vin or null}\t"
-                f"{null if i.year_hint is None else i.year_hint}\t"
-                f"{null if i.chunk_no is None else i.chunk_no}\t"
-                f"{null if i.dup_of is None else i.dup_of}\t{i.state}\t{error}\n"
+                f"{job_id}\t{line}\t{_copy_text(text)}\t{vin or null}\t"
+                f"{null if year is None else year}\t"
+                f"{null if chunk_no is None else chunk_no}\t"
+                f"{null if dup_of is None else dup_of}\t{state}\t"
+                f"{null if error is None else _copy_json(error)}\n"
             )
             if len(buffer) >= COPY_BATCH:
                 await copy.write("".join(buffer))
