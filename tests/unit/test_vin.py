@@ -532,9 +532,7 @@ def test_an_adopted_attribute_map_becomes_raw_without_its_empty_values_when_trus
     }
     copied = vehicle_from_vpic(CIVIC, dict(attributes), check_digit_valid=True, source=source, trusted=True)
 
-    adopted = vehicle_from_vpic(
-        CIVIC, attributes, check_digit_valid=True, source=source, trusted=True, adopt_raw=True
-    )
+    adopted = vehicle_from_owned_vpic(CIVIC, attributes, True, source)
 
     assert adopted.raw is attributes
     assert list(attributes.items()) == [
@@ -545,7 +543,7 @@ def test_an_adopted_attribute_map_becomes_raw_without_its_empty_values_when_trus
     assert adopted.model_dump_json() == copied.model_dump_json()
 
 
-def test_an_owned_attribute_map_builds_what_the_adopting_trusted_build_gives_when_values_vary():
+def test_an_owned_attribute_map_builds_what_the_trusted_build_gives_when_values_vary():
     source = DecodeSource(provider="offline")
     maps: list[dict[str, object]] = [
         {"Make": "HONDA", "Model": "Accord", "Suggested VIN": "", "Note": ["Seat Belt"], "Trim": ""},
@@ -555,11 +553,10 @@ def test_an_owned_attribute_map_builds_what_the_adopting_trusted_build_gives_whe
     for attributes in maps:
         adopted = vehicle_from_vpic(
             CIVIC,
-            dict(attributes),
+            dict(attributes),  # type: ignore[arg-type]
             check_digit_valid=True,
             source=source,
             trusted=True,
-            adopt_raw=True,  # type: ignore[arg-type]
         )
 
         owned = vehicle_from_owned_vpic(CIVIC, attributes, True, source)  # type: ignore[arg-type]

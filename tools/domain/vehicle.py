@@ -137,7 +137,6 @@ def vehicle_from_vpic(
     source: DecodeSource,
     trusted: bool = False,
     keep_raw: bool = True,
-    adopt_raw: bool = False,
 ) -> DecodedVehicle:
     """Build a `DecodedVehicle` from vPIC variable names and values.
 
@@ -146,19 +145,13 @@ def vehicle_from_vpic(
     builds them: then the attribute map becomes `raw` without being checked value
     by value. Anything else is validated, and a value of another type raises
     `pydantic.ValidationError`. `keep_raw=False` leaves `raw` empty, for callers that
-    store the typed fields only (bulk jobs). `adopt_raw=True` (with `trusted`) hands
-    `attributes`, a `dict` the caller owns and no longer uses, over as `raw`: its
-    empty values are deleted in place instead of copying the rest.
+    store the typed fields only (bulk jobs). A caller that owns `attributes` and no
+    longer uses it hands it over as `raw` with `vehicle_from_owned_vpic` instead.
     """
     if trusted and type(vin) is str and type(check_digit_valid) is bool and type(source) is DecodeSource:
         fields = _fields_from_template(vin, attributes, check_digit_valid, source)
         if fields is not None:
-            if not keep_raw:
-                fields["raw"] = {}
-            elif adopt_raw and type(attributes) is dict:
-                fields["raw"] = _drop_empty_values(attributes)
-            else:
-                fields["raw"] = {k: v for k, v in attributes.items() if v}
+            fields["raw"] = {k: v for k, v in attributes.items() if v} if keep_raw else {}
             return construct_validated(DecodedVehicle, fields, _VEHICLE_FIELD_NAMES)
     raw = _RAW.validate_python({k: v for k, v in attributes.items() if v not in ("", [])}) if keep_raw else {}
     fields = _fields(vin, attributes, _READ)
@@ -172,13 +165,14 @@ def vehicle_from_vpic(
 def vehicle_from_owned_vpic(
     vin: str, attributes: dict[str, RawValue], check_digit_valid: bool, source: DecodeSource
 ) -> DecodedVehicle:
-    """Return `vehicle_from_vpic(vin, attributes, ..., trusted=True, adopt_raw=True)`.
+    """Return `vehicle_from_vpic(vin, attributes, ..., trusted=True)`, adopting `attributes` as `raw`.
 
     For a decoder that builds one vehicle per VIN from a new `dict` of `str` and
-    `list[str]` values it no longer uses (the offline decoder): one call with positional
-    arguments and no options to branch on, where the keywords and branches of
-    `vehicle_from_vpic` cost ~700 instructions a VIN. `attributes` becomes `raw`, its
-    empty values deleted in place.
+    `list[str]` values it no longer uses (the offline decoder): `attributes` becomes
+    `raw` itself, its empty values deleted in place instead of the rest copied. One call
+    with positional arguments and no options to branch on, where the keywords and
+    branches of `vehicle_from_vpic` cost ~700 instructions a VIN. What no template
+    serves (a list where text is read) is validated as `vehicle_from_vpic` validates it.
     """
     if (
         type(vin) is str
@@ -190,9 +184,7 @@ def vehicle_from_owned_vpic(
         if fields is not None:
             fields["raw"] = _drop_empty_values(attributes)
             return construct_validated(DecodedVehicle, fields, _VEHICLE_FIELD_NAMES)
-    return vehicle_from_vpic(
-        vin, attributes, check_digit_valid=check_digit_valid, source=source, trusted=True, adopt_raw=True
-    )
+    return vehicle_from_vpic(vin, attributes, check_digit_valid=check_digit_valid, source=source)
 
 
 def trusted_fields(
