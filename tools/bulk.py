@@ -32,7 +32,7 @@ from celery import Celery
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tools.domain.vin import Vin
+from tools.domain.vin import SHOWN_INPUT_CHARS, Vin, clip_input
 from tools.errors import DomainError, InvalidInput, InvalidVin, NotAllowed
 from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter
 from tools.providers.ultravin import UltravinDecoder
@@ -271,7 +271,7 @@ def plan_items(rows: Sequence[InputRow], *, chunk_size: int) -> list[NewItem]:
     first_line: dict[tuple[str, int | None], int] = {}
     unique = 0
     for line, raw, hint in rows:
-        shown = raw if len(raw) <= 64 else _clip(raw)
+        shown = raw if len(raw) <= SHOWN_INPUT_CHARS else clip_input(raw)
         try:
             vin = parse(raw).value
             year = None if hint is None or hint == "" else _year_hint(hint, latest)
@@ -379,7 +379,7 @@ async def _store(
                     job_id=job_id,
                     user_id=caller.user_id,
                     channel=caller.channel,
-                    source_name=_clip(source_name, 200) if source_name else None,
+                    source_name=clip_input(source_name, 200) if source_name else None,
                     chunk_size=deps.settings.chunk_size,
                     items=items,
                 )
@@ -888,7 +888,3 @@ async def _decode(items: Sequence[ChunkItem], deps: VinDeps, *, offline: bool) -
     fields = [vehicle.__dict__ for vehicle in await decoder.decode_many(requests)] if requests else []
     render = ResultRenderer().render
     return [render(item.line, values) for item, values in zip(items, fields, strict=True)]
-
-
-def _clip(raw: str, limit: int = 64) -> str:
-    return raw if len(raw) <= limit else raw[:limit] + "…"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tools.domain.vehicle import DecodedVehicle, construct_validated, fields_set_for
-from tools.domain.vin import Vin
+from tools.domain.vin import SHOWN_INPUT_CHARS, Vin, clip_input
 from tools.errors import AppError, InvalidInput, InvalidVin, NotAllowed
 from tools.providers.base import DecodeRequest, Limit, LimitCheck, RateLimiter, VinDecoder
 from tools.settings import LimitSettings, Tier
@@ -124,7 +124,7 @@ async def decode_many(
             vin = Vin.parse(raw)
             hint = _check_year(years[index]) if years is not None else shared_year
         except (InvalidVin, InvalidInput) as e:
-            results.append(VinResult(line=index + 1, input=_clip(raw), error=e.to_dict()))
+            results.append(VinResult(line=index + 1, input=clip_input(raw), error=e.to_dict()))
             continue
         results.append(None)
         requests.append(DecodeRequest(vin, hint))
@@ -135,7 +135,9 @@ async def decode_many(
             # Each value has its field's type already (the vehicle is built by the decoder),
             # so the result is built without validating them again: one per decoded VIN.
             raw = raws[index]
-            shown = raw if len(raw) <= _CLIP_AT else _clip(raw)  # VINs are short: no call for them
+            shown = (
+                raw if len(raw) <= SHOWN_INPUT_CHARS else clip_input(raw)
+            )  # VINs are short: no call for them
             fields = {"line": index + 1, "input": shown, "vehicle": vehicle, "error": None}
             results[index] = construct_validated(VinResult, fields, _DECODED_FIELDS)
     return [r for r in results if r is not None]
@@ -203,13 +205,6 @@ def _check_year(year: int | None) -> int | None:
     if not 1980 <= year <= latest:
         raise InvalidInput(f"The model year must be between 1980 and {latest}.")
     return year
-
-
-_CLIP_AT = 64  # inputs are shown up to this many characters
-
-
-def _clip(raw: str, limit: int = _CLIP_AT) -> str:
-    return raw if len(raw) <= limit else raw[:limit] + "…"
 
 
 __all__ = ["AppError", "Caller", "VinDeps", "VinResult", "decode", "decode_many"]

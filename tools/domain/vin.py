@@ -145,7 +145,7 @@ class Vin:
         text = normalise(raw)
         if not text:
             raise InvalidVin(
-                "No VIN was given. A VIN has 17 letters and digits.", reason="empty", raw=_clip(raw)
+                "No VIN was given. A VIN has 17 letters and digits.", reason="empty", raw=clip_input(raw)
             )
         bad = sorted({ch for ch in text if ch not in ALPHABET and ch not in FORBIDDEN_LETTERS})
         if bad:
@@ -153,7 +153,7 @@ class Vin:
             raise InvalidVin(
                 f"A VIN can only contain digits and the letters A-Z except I, O and Q; found {shown}.",
                 reason="invalid_characters",
-                raw=_clip(raw),
+                raw=clip_input(raw),
             )
         if len(text) != VIN_LENGTH:
             _raise_wrong_length(text, raw)
@@ -164,7 +164,7 @@ class Vin:
                 f"VINs never use the letters I, O or Q (found {letters}); they are easily confused "
                 "with 1 and 0.",
                 reason="forbidden_letters",
-                raw=_clip(raw),
+                raw=clip_input(raw),
                 suggestions=suggest(text),
             )
         return cls(text)
@@ -222,7 +222,9 @@ def _raise_wrong_length(text: str, raw: str) -> NoReturn:
     if n < VIN_LENGTH:
         hint = " It may be a partial VIN; check the last characters." if n >= 11 else ""
         raise InvalidVin(
-            f"That VIN has {n} characters; a VIN has exactly 17.{hint}", reason="too_short", raw=_clip(raw)
+            f"That VIN has {n} characters; a VIN has exactly 17.{hint}",
+            reason="too_short",
+            raw=clip_input(raw),
         )
     candidates: list[str] = []
     if n == VIN_LENGTH + 1:
@@ -234,7 +236,7 @@ def _raise_wrong_length(text: str, raw: str) -> NoReturn:
     raise InvalidVin(
         f"That VIN has {n} characters; a VIN has exactly 17.",
         reason="too_long",
-        raw=_clip(raw),
+        raw=clip_input(raw),
         suggestions=list(dict.fromkeys(candidates)),
     )
 
@@ -355,16 +357,23 @@ def mask_vin(text: str) -> str:
     return "*" * (len(text) - 6) + text[-6:]
 
 
-def _clip(raw: str, limit: int = 64) -> str:
+SHOWN_INPUT_CHARS = 64
+"""How much of an input VIN text errors and results show."""
+
+
+def clip_input(raw: str, limit: int = SHOWN_INPUT_CHARS) -> str:
+    """Return `raw` cut at `limit` characters, marked with "…" when cut (inputs can be 10 kB)."""
     return raw if len(raw) <= limit else raw[:limit] + "…"
 
 
 __all__ = [
     "ALPHABET",
     "LOOK_ALIKES",
+    "SHOWN_INPUT_CHARS",
     "VIN_LENGTH",
     "Vin",
     "check_digit",
+    "clip_input",
     "find_vins",
     "has_valid_check_digit",
     "mask_vin",
