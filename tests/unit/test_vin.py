@@ -31,10 +31,10 @@ from tools.domain.vin import (
     suggest,
     year_cycle_candidates,
 )
-from tools.errors import InvalidVin
+from tools.errors import InvalidInput, InvalidVin
 from tools.providers.base import DecodeRequest
 from tools.providers.ultravin import UltravinDecoder
-from tools.vin import VinDeps, VinResult, decode_many
+from tools.vin import VinDeps, VinResult, decode, decode_many
 
 PROPERTY = settings(max_examples=200, deadline=None)
 REASONS = frozenset({"empty", "too_short", "too_long", "forbidden_letters", "invalid_characters"})
@@ -664,6 +664,51 @@ async def test_decode_many_results_equal_validated_results_when_built_without_va
         assert validated.model_dump_json() == result.model_dump_json()
         assert validated.model_fields_set == result.model_fields_set
         assert repr(validated) == repr(result)
+
+
+async def test_decode_many_reports_every_line_in_order_when_none_is_a_vin():
+    deps = VinDeps(decoders={"offline": UltravinDecoder()})
+
+    results = await decode_many(["nonsense", "", CIVIC + "X"], deps=deps, years=[1900, None, 2003])
+
+    assert [r.line for r in results] == [1, 2, 3]
+    assert [r.vehicle for r in results] == [None, None, None]
+    # A line that is neither a VIN nor has a possible year reports the VIN first.
+    assert [r.error and r.error["reason"] for r in results] == ["too_short", "empty", "too_long"]
+
+
+async def test_decode_gives_the_vehicle_decode_many_gives_when_one_vin_is_decoded_at_a_time():
+    """`decode` has its own path for one VIN: it must answer what the list path answers."""
+    deps = VinDeps(decoders={"offline": UltravinDecoder()})
+    rows = _offline_rows(300, seed=34)
+    raws = [str(row["vin"]).lower() if i % 5 == 0 else str(row["vin"]) for i, row in enumerate(rows)]
+    raws.append(CIVIC[:11] + "D" + CIVIC[12:])  # 0 typed as D: the check digit fails, CIVIC is suggested
+    years = [None if i % 3 else 1985 + i % 40 for i in range(len(raws))]
+
+    results = await decode_many(raws, deps=deps, years=years)
+
+    for raw, year, result in zip(raws, years, results, strict=True):
+        vehicle = await decode(raw, deps=deps, year=year)
+        assert result.vehicle is not None
+        assert vehicle.model_dump_json() == result.vehicle.model_dump_json()
+        assert repr(vehicle) == repr(result.vehicle)
+        assert vehicle.model_fields_set == result.vehicle.model_fields_set
+    assert CIVIC in (await decode(raws[-1], deps=deps)).suggestions
+    assert sum(bool(r.vehicle and r.vehicle.suggestions) for r in results) > 1
+    with pytest.raises(InvalidInput):
+        await decode(CIVIC, deps=deps, year=1900)
+    with pytest.raises(InvalidVin):
+        await decode("not a vin", deps=deps)
+
+
+def test_a_decode_request_is_the_tuple_of_its_vin_and_year_however_it_is_built():
+    vin = Vin.parse(CIVIC)
+
+    built = tuple.__new__(DecodeRequest, (vin, 2003))
+
+    assert built == DecodeRequest(vin, 2003)
+    assert (built.vin, built.year, type(built)) == (vin, 2003, DecodeRequest)
+    assert DecodeRequest(vin).year is None
 
 
 def test_vehicles_built_from_one_template_share_nothing_a_vin_sets_when_two_vins_share_a_pattern():

@@ -182,7 +182,16 @@ def vehicle_from_owned_vpic(
     ):
         fields = _fields_from_template(vin, attributes, check_digit_valid, source)
         if fields is not None:
-            fields["raw"] = _drop_empty_values(attributes)
+            # Its empty values are deleted in place (the rest keep their order), here rather than
+            # in a call of its own: one Python call less per VIN.
+            for name in _OFTEN_EMPTY:
+                value = attributes.get(name)
+                if value is not None and not value:
+                    del attributes[name]
+            if not all(attributes.values()):  # one pass in C; rarely true after the names above
+                for name in [name for name, value in attributes.items() if not value]:
+                    del attributes[name]
+            fields["raw"] = attributes
             return construct_validated(DecodedVehicle, fields, _VEHICLE_FIELD_NAMES)
     return vehicle_from_vpic(vin, attributes, check_digit_valid=check_digit_valid, source=source)
 
@@ -214,18 +223,6 @@ _RAW: TypeAdapter[dict[str, RawValue]] = TypeAdapter(dict[str, RawValue])
 # The variables vPIC leaves empty on almost every decode (the only ones, on 6,000
 # offline decodes of generated and recorded VINs); any other empty value is found too.
 _OFTEN_EMPTY = ("Possible Values", "Suggested VIN", "Additional Error Text")
-
-
-def _drop_empty_values(attributes: dict[str, RawValue]) -> dict[str, RawValue]:
-    """Delete the empty values of `attributes` in place and return it (the rest keep their order)."""
-    for name in _OFTEN_EMPTY:
-        value = attributes.get(name)
-        if value is not None and not value:
-            del attributes[name]
-    if not all(attributes.values()):  # one pass in C; rarely true after the names above
-        for name in [name for name, value in attributes.items() if not value]:
-            del attributes[name]
-    return attributes
 
 
 def _build(fields: dict[str, Any]) -> DecodedVehicle:
@@ -284,6 +281,31 @@ def construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[s
     _set_extra(instance, None)
     _set_private(instance, None)
     return instance
+
+
+def construct_all(cls: type[_ModelT], many: Iterable[dict[str, Any]], names: set[str]) -> list[_ModelT]:
+    """Return `[construct_validated(cls, fields, names) for fields in many]`, in one frame.
+
+    For lists of results (a thousand VINs a call): the loop calls the slots' setters
+    itself, where a call of `construct_validated` per item costs a Python frame each.
+    """
+    new, set_dict, set_fields_set, set_extra, set_private = (
+        _new_object,
+        _set_dict,
+        _set_fields_set,
+        _set_extra,
+        _set_private,
+    )
+    built: list[_ModelT] = []
+    append = built.append
+    for fields in many:
+        instance = new(cls)
+        set_dict(instance, fields)
+        set_fields_set(instance, names)
+        set_extra(instance, None)
+        set_private(instance, None)
+        append(instance)
+    return built
 
 
 _VEHICLE_FIELD_NAMES = fields_set_for(DecodedVehicle, DecodedVehicle.model_fields)
