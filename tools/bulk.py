@@ -258,10 +258,16 @@ def _year_hint(raw: str | int | None, latest: int) -> int | None:
 def plan_items(rows: Sequence[InputRow], *, chunk_size: int) -> list[NewItem]:
     """Validate and de-duplicate the rows, and assign each unique VIN (with its hint) to a chunk.
 
+    Chunks are filled in VIN order, not line order: ultravin decodes neighbouring VINs
+    (one manufacturer's, sharing its pattern tables) far faster than scattered ones, so
+    each chunk holds one stretch of the sorted VINs (a worker decodes a chunk in VIN
+    order, `job_repo.load_chunk`): the bench's workers use a sixth less CPU than with
+    chunks of input lines (bench/README.md, bulk_bench, 2026-11-26 session 7).
+
     The loop runs once per input line before the first chunk can be stored (a hundred
     thousand times in a large job), so it builds each `NewItem` with `tuple.__new__`
     (its generated `__new__` is a Python call: ~0.2 µs a line) and finds a repeated
-    VIN with one `setdefault`.
+    VIN with one `setdefault`; a unique line's item is built once its chunk is known.
     """
     latest = datetime.now(UTC).year + 2
     items: list[NewItem] = []
@@ -269,7 +275,8 @@ def plan_items(rows: Sequence[InputRow], *, chunk_size: int) -> list[NewItem]:
     parse = Vin.parse
     new = tuple.__new__
     first_line: dict[tuple[str, int | None], int] = {}
-    unique = 0
+    unique_vins: list[str] = []
+    at: list[int] = []  # where each unique line is in `items`
     for line, raw, hint in rows:
         shown = raw if len(raw) <= SHOWN_INPUT_CHARS else clip_input(raw)
         try:
@@ -282,8 +289,19 @@ def plan_items(rows: Sequence[InputRow], *, chunk_size: int) -> list[NewItem]:
         if first != line:
             append(new(NewItem, (line, shown, vin, year, None, first, "pending", None)))
             continue
-        append(new(NewItem, (line, shown, vin, year, unique // chunk_size, None, "pending", None)))
-        unique += 1
+        unique_vins.append(vin)
+        at.append(len(items))
+        append(new(NewItem, (line, shown, vin, year, None, None, "pending", None)))
+    # The chunk of each unique line by the rank of its VIN (a stable sort: one VIN with several
+    # hints keeps its lines' order), then the lines rebuilt in line order: the items in rank
+    # order would be read all over memory, which cost five times as much.
+    chunk_of = [0] * len(at)
+    ranked = sorted(range(len(at)), key=unique_vins.__getitem__)
+    for chunk_no, start in enumerate(range(0, len(ranked), chunk_size)):
+        for k in ranked[start : start + chunk_size]:
+            chunk_of[k] = chunk_no
+    for k, position in enumerate(at):
+        items[position] = new(NewItem, (*items[position][:4], chunk_of[k], None, "pending", None))
     return items
 
 
@@ -291,23 +309,30 @@ FIRST_BATCH_CHUNKS = 1
 """Chunks in a job's first stored batch: small, as the workers wait for it."""
 
 
-def storage_batches(items: Sequence[NewItem]) -> list[tuple[Sequence[NewItem], range]]:
+def storage_batches(items: Sequence[NewItem]) -> list[tuple[list[NewItem], range]]:
     """Split planned lines into batches to commit one after another, each with the chunks it completes.
 
     The first batch holds the first chunk's lines, so a worker starts at once; each
     next one twice as many chunks, so a hundred thousand lines take six commits. A
-    batch ends just before the first line of the next batch's first chunk: the
-    duplicates and invalid lines in between go with it (no worker reads them).
+    chunk's lines are spread over the input (chunks are filled in VIN order), so each
+    batch is stored a chunk after another, each chunk's lines in line order: the index
+    by chunk grows at its end, and a chunk's lines sit together in the table for the
+    worker that reads them. The lines no worker reads (duplicates, invalid lines) go
+    last, with the last batch.
     """
     chunks = job_repo.chunk_count(items)
-    batches: list[tuple[Sequence[NewItem], range]] = []
-    start = first_chunk = 0
-    size = FIRST_BATCH_CHUNKS
-    for at, item in enumerate(items):
-        if item.chunk_no is not None and item.chunk_no == first_chunk + size:
-            batches.append((items[start:at], range(first_chunk, item.chunk_no)))
-            start, first_chunk, size = at, item.chunk_no, size * 2
-    batches.append((items[start:], range(first_chunk, chunks)))
+    by_chunk: list[list[NewItem]] = [[] for _ in range(chunks)]
+    unread: list[NewItem] = []
+    for item in items:
+        chunk_no = item.chunk_no
+        (unread if chunk_no is None else by_chunk[chunk_no]).append(item)
+    batches: list[tuple[list[NewItem], range]] = []
+    first_chunk, size = 0, FIRST_BATCH_CHUNKS
+    while first_chunk < chunks or not batches:
+        chunk_range = range(first_chunk, min(first_chunk + size, chunks))
+        batches.append(([item for n in chunk_range for item in by_chunk[n]], chunk_range))
+        first_chunk, size = first_chunk + size, size * 2
+    batches[-1][0].extend(unread)
     return batches
 
 

@@ -89,6 +89,19 @@ def test_unique_vins_fill_chunks_of_the_chunk_size_when_planning_a_large_list():
     assert all(chunks.count(n) == 500 for n in range(max(chunks)))
 
 
+def test_chunks_hold_stretches_of_the_sorted_vins_whatever_the_line_order_when_planning():
+    vins = ultravin.generate(1_000, seed=4, now=datetime(2026, 6, 1))  # noqa: DTZ001
+    # One VIN twice with different hints: two unique lines, in line order within their chunk.
+    rows = [*bulk.rows_from_list(vins), InputRow(1_001, vins[0], 2020), InputRow(1_002, vins[0], 2021)]
+
+    items = bulk.plan_items(rows, chunk_size=70)
+
+    placed = sorted((i.chunk_no, i.vin or "", i.line) for i in items if i.chunk_no is not None)
+    assert [vin for _, vin, _ in placed] == sorted(vin for _, vin, _ in placed)
+    assert [line for _, vin, line in placed if vin == vins[0]] == [1, 1_001, 1_002]
+    assert [n for n, _, _ in placed] == [k // 70 for k in range(len(placed))]
+
+
 def test_each_storage_batch_holds_the_lines_of_the_chunks_it_enqueues_when_a_list_is_split():
     vins = ultravin.generate(1_000, seed=5, now=datetime(2026, 6, 1))  # noqa: DTZ001
     rows = bulk.rows_from_list([*vins[:300], "not a vin", *vins[:40], *vins[300:]])
@@ -96,7 +109,10 @@ def test_each_storage_batch_holds_the_lines_of_the_chunks_it_enqueues_when_a_lis
     items = bulk.plan_items(rows, chunk_size=50)
     batches = bulk.storage_batches(items)
 
-    assert [line for batch, _ in batches for line in (i.line for i in batch)] == [i.line for i in items]
+    assert sorted(i.line for batch, _ in batches for i in batch) == [i.line for i in items]
+    for batch, _ in batches:  # a chunk after another, each in line order
+        placed = [(i.chunk_no, i.line) for i in batch if i.chunk_no is not None]
+        assert placed == sorted(placed)
     assert [list(chunks) for _, chunks in batches] == [
         [0],
         [1, 2],
@@ -106,6 +122,8 @@ def test_each_storage_batch_holds_the_lines_of_the_chunks_it_enqueues_when_a_lis
     ]
     for batch, chunks in batches:
         assert {i.chunk_no for i in batch if i.chunk_no is not None} == set(chunks)
+    # The lines no worker reads (the invalid one, the 40 repeats) are stored last.
+    assert [i.line for i in batches[-1][0] if i.chunk_no is None] == list(range(301, 342))
 
 
 def test_a_list_without_a_valid_vin_is_one_batch_of_no_chunks_when_it_is_split():

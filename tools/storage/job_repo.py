@@ -26,9 +26,10 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring as _json_text  # `json.dumps(text, ensure_ascii=False)`, in C
-from operator import call
+from operator import call, itemgetter
 from typing import Any, NamedTuple
 
+from psycopg.errors import UniqueViolation
 from pydantic import BaseModel
 from pydantic_core import to_json
 from sqlalchemy import delete, func, select, text, update
@@ -623,12 +624,8 @@ async def _fetch_one(session: AsyncSession, sql: str, params: Mapping[str, objec
 
 
 def chunk_count(items: Sequence[NewItem]) -> int:
-    """Return how many chunks the planned `items` fill (their highest chunk number plus one).
-
-    Planning numbers the chunks in line order, so the last line with a chunk has the
-    highest: found from the end, not by reading every line (a submit asks twice).
-    """
-    return next((i.chunk_no for i in reversed(items) if i.chunk_no is not None), -1) + 1
+    """Return how many chunks the planned `items` fill (their highest chunk number plus one)."""
+    return max((i.chunk_no for i in items if i.chunk_no is not None), default=-1) + 1
 
 
 async def insert_job(
@@ -814,13 +811,13 @@ async def chunk_finished(session: AsyncSession, job_id: str, chunk_no: int) -> b
 
 
 async def load_chunk(session: AsyncSession, job_id: str, chunk_no: int) -> list[ChunkItem]:
-    """Return the lines of one chunk, in line order."""
+    """Return the lines of one chunk in VIN order, in which ultravin decodes them fastest (`plan_items`)."""
     # Through psycopg itself: the ORM's row processing cost more than the query for 2,000 lines.
     driver = await _driver(session)
     async with driver.cursor() as cursor:
         await cursor.execute(
             "SELECT line, input, coalesce(vin, ''), year_hint FROM job_items "
-            "WHERE job_id = %s AND chunk_no = %s ORDER BY line",
+            'WHERE job_id = %s AND chunk_no = %s ORDER BY vin COLLATE "C", line',
             (job_id, chunk_no),
         )
         return [ChunkItem(*row) for row in await cursor.fetchall()]
@@ -838,38 +835,56 @@ async def lock_chunk(session: AsyncSession, job_id: str, chunk_no: int) -> None:
     )
 
 
+_LINE_OF = itemgetter(0)
+"""An `ItemResult`'s line."""
+
 _RESULT_COLUMNS = "job_id, line, layout, make, model_year, vehicle_type, error, cells, detail"
 
 
 async def save_results(session: AsyncSession, job_id: str, results: Sequence[ItemResult]) -> None:
     """Write a chunk's results keyed by job and line, replacing any: a chunk run twice writes each line once.
 
-    One COPY. The DELETE before it finds nothing unless a result of these lines was
-    written without its chunk being finished (a job cancelled while the chunk ran);
-    a chunk's unique lines are consecutive among the job's unique lines (`plan_items`),
-    so the range between its first and last line holds no other chunk's results.
-    Call it under `lock_chunk`.
+    One COPY, under a savepoint. It finds these lines' results already there only if
+    they were written without their chunk being finished (a job cancelled while the
+    chunk ran): the COPY then fails on the key, and those results are deleted and the
+    COPY done again. Not a DELETE first: a chunk's lines are spread over the job
+    (`plan_items`), and a DELETE by a list of two thousand lines was planned as a scan
+    of the job's results (17 ms a chunk, for nothing). Call it under `lock_chunk`.
     """
     if not results:
         return
     null = r"\N"
-    rows = [
-        f"{job_id}\t{r.line}\t{RESULT_LAYOUT_VERSION}\t"
-        f"{null if r.make is None else _copy_text(r.make)}\t"
-        f"{null if r.model_year is None else r.model_year}\t"
-        f"{null if r.vehicle_type is None else _copy_text(r.vehicle_type)}\t"
-        f"{null if r.error is None else _copy_text(r.error)}\t{_copy_text(r.cells)}\t"
-        f"{null if r.detail is None else _copy_text(r.detail)}\n"
-        for r in results
-    ]
+    data = "".join(
+        [
+            f"{job_id}\t{r.line}\t{RESULT_LAYOUT_VERSION}\t"
+            f"{null if r.make is None else _copy_text(r.make)}\t"
+            f"{null if r.model_year is None else r.model_year}\t"
+            f"{null if r.vehicle_type is None else _copy_text(r.vehicle_type)}\t"
+            f"{null if r.error is None else _copy_text(r.error)}\t{_copy_text(r.cells)}\t"
+            f"{null if r.detail is None else _copy_text(r.detail)}\n"
+            # In line order: a chunk's lines are spread over the job, and the key's index takes
+            # them in order at a fifth less of PostgreSQL's CPU than in the VIN order they decode in.
+            for r in sorted(results, key=_LINE_OF)
+        ]
+    )
     driver = await _driver(session)
     async with driver.cursor() as cursor:
-        await cursor.execute(
-            "DELETE FROM job_results WHERE job_id = %s AND line BETWEEN %s AND %s",
-            (job_id, min(r.line for r in results), max(r.line for r in results)),
-        )
-        async with cursor.copy(f"COPY job_results ({_RESULT_COLUMNS}) FROM STDIN") as copy:
-            await copy.write("".join(rows))
+        await cursor.execute("SAVEPOINT save_results")
+        try:
+            await _copy_results(cursor, data)
+        except UniqueViolation:
+            await cursor.execute("ROLLBACK TO SAVEPOINT save_results")
+            await cursor.execute(
+                "DELETE FROM job_results WHERE job_id = %s AND line = ANY(%s)",
+                (job_id, [r.line for r in results]),
+            )
+            await _copy_results(cursor, data)
+        await cursor.execute("RELEASE SAVEPOINT save_results")
+
+
+async def _copy_results(cursor: Any, data: str) -> None:
+    async with cursor.copy(f"COPY job_results ({_RESULT_COLUMNS}) FROM STDIN") as copy:
+        await copy.write(data)
 
 
 async def fail_chunk(session: AsyncSession, job_id: str, chunk_no: int, error: dict[str, object]) -> int:
