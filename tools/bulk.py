@@ -450,18 +450,20 @@ async def cancel(job_id: str, *, deps: BulkDeps, caller: Caller) -> JobStatus:
         return await _status(session, job)
 
 
-async def resend_unfinished(deps: BulkDeps) -> int:
+async def resend_unfinished(deps: BulkDeps, *, idle: timedelta | None = None) -> int:
     """Send every unfinished chunk of every queued or running job again; return how many were sent.
 
     For a worker starting up: Redis loses a chunk's message when a worker is killed between
     popping it and recording it as unacknowledged (kombu's Redis transport pops first), and
     a job would then wait for that chunk forever. A chunk whose message was not lost runs
-    twice, which writes each line once (`run_chunk` skips a finished chunk).
+    twice, which writes each line once (`run_chunk` skips a finished chunk). With `idle`,
+    for a running worker's sweep: only when no chunk of those jobs finished for that long
+    (a broker that restarted empty loses every waiting message, and no worker starts).
     """
     if deps.queue is None:
         return 0
     async with deps.sessions() as session:
-        jobs = await job_repo.unfinished_chunks(session)
+        jobs = await job_repo.unfinished_chunks(session, idle=idle)
     for job_id, chunks in jobs:
         await deps.queue.enqueue(job_id, chunks)
         logger.info("bulk job %s: %d unfinished chunks sent again", job_id, len(chunks))

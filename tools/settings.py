@@ -105,6 +105,15 @@ class BulkSettings(BaseModel):
         ge=1,
         description="Seconds before Redis redelivers a task whose worker vanished without acknowledging it.",
     )
+    stall_resend_s: int = Field(
+        300,
+        ge=0,
+        description=(
+            "Seconds in which no chunk of any queued or running job finished, after which a worker "
+            "sends their unfinished chunks again (their messages were lost, e.g. by a broker restart); "
+            "0: never."
+        ),
+    )
 
     def max_vins_per_job(self, tier: Tier) -> int:
         """Return how many input lines one job of `tier` may have."""

@@ -13,7 +13,10 @@ in the runner's own loop, closed when the process shuts down.
 Tasks are acknowledged late and rejected when their worker dies, so a chunk whose
 worker is killed is delivered again; chunks are idempotent, so that is safe. Redis may still
 lose a message its worker popped just before being killed, so a worker that starts sends the
-unfinished chunks of every queued or running job again (`bulk.resend_unfinished`). A provider
+unfinished chunks of every queued or running job again (`bulk.resend_unfinished`), and, while
+it runs, sends them again whenever no chunk of those jobs has finished for
+`VINBOT_BULK__STALL_RESEND_S` (a broker that restarted empty loses every waiting message,
+and then no worker starts to notice). A provider
 error is retried with exponential backoff, then the chunk is decoded offline; a chunk
 that fails even then (or raises anything else on its last attempt) has its lines marked
 failed with `decode_failed`, and the job finishes `done` with those failures counted.
@@ -30,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
@@ -141,18 +146,69 @@ def _close_runner(**kwargs: Any) -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _resend_unfinished_chunks(**kwargs: Any) -> None:
     # In the main process, once its pool is up: chunks whose messages a killed worker took
-    # with it are sent again (`bulk.resend_unfinished`).
+    # with it are sent again (`bulk.resend_unfinished`); then the sweep for stalled jobs starts.
     settings = _settings.get("current")
     if settings is not None and settings.database_url and settings.redis_url:
         sent = asyncio.run(_resend(settings.database_url, settings.redis_url))
         logger.info("sent %d unfinished chunks of earlier jobs again", sent)
+        if settings.bulk.stall_resend_s:
+            _sweeps["current"] = _StallSweep(
+                settings.database_url, settings.redis_url, settings.bulk.stall_resend_s
+            )
 
 
-async def _resend(database_url: str, redis_url: str) -> int:
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _stop_sweep(**kwargs: Any) -> None:
+    sweep = _sweeps.pop("current", None)
+    if sweep is not None:
+        sweep.stop()
+
+
+class _StallSweep:
+    """A thread of the worker's main process: sends the chunks of stalled jobs again.
+
+    Every quarter of `idle_s`, it asks for the unfinished chunks of the queued and running
+    jobs when no chunk of theirs finished for `idle_s` (`bulk.resend_unfinished`), and
+    sends them. After a send it waits a whole `idle_s`, so workers that cannot finish
+    anything (a database down) get one more copy of each chunk per period, not a flood.
+    A copy of a chunk that was not lost after all is skipped when it runs. Every worker
+    process group runs one; with several, each may send a copy.
+    """
+
+    def __init__(self, database_url: str, redis_url: str, idle_s: int) -> None:
+        self._urls = (database_url, redis_url)
+        self._idle = timedelta(seconds=idle_s)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vinbot-stall-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sweeping (at most one sweep in progress finishes first)."""
+        self._stopped.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        wait = self._idle.total_seconds() / 4
+        while not self._stopped.wait(wait):
+            try:
+                sent = asyncio.run(_resend(*self._urls, idle=self._idle))
+            except Exception:  # the database or the broker is down: the next sweep tries again
+                logger.exception("the sweep for stalled bulk jobs failed")
+                sent = 0
+            if sent:
+                logger.warning("sent %d unfinished chunks of stalled jobs again", sent)
+            wait = self._idle.total_seconds() if sent else self._idle.total_seconds() / 4
+
+
+_sweeps: dict[str, _StallSweep] = {}  # the main process's sweep, started once its pool is ready
+
+
+async def _resend(database_url: str, redis_url: str, *, idle: timedelta | None = None) -> int:
     engine = create_engine(database_url)
     queue = bulk.CeleryJobQueue(bulk.broker_url_for(redis_url))
     try:
-        return await bulk.resend_unfinished(bulk.BulkDeps(sessions=session_factory(engine), queue=queue))
+        deps = bulk.BulkDeps(sessions=session_factory(engine), queue=queue)
+        return await bulk.resend_unfinished(deps, idle=idle)
     finally:
         queue.close()
         await engine.dispose()

@@ -128,8 +128,8 @@ class Jobs:
     logs: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def start_worker(self, name: str = "worker") -> WorkerProcess:
-        worker = WorkerProcess(self.env, self.logs / f"{name}.log")
+    def start_worker(self, name: str = "worker", **settings: str) -> WorkerProcess:
+        worker = WorkerProcess({**self.env, **settings}, self.logs / f"{name}.log")
         self.workers.append(worker)
         worker.start()
         return worker
@@ -290,6 +290,35 @@ async def test_a_chunk_whose_message_the_broker_lost_is_sent_again_when_a_worker
     assert status.status == "done"
     assert status.chunks_done == status.chunks == 3
     assert_each_line_once(await jobs.rows(job.id, caller), vins)
+
+
+def drop_messages_of(broker: redis_sync.Redis, job_id: str) -> int:
+    """Delete the job's chunk messages waiting in the queue, as a broker restarted empty loses them."""
+    dropped = 0
+    for message in broker.lrange(QUEUE, 0, -1):
+        if job_id in json.loads(message)["headers"]["argsrepr"]:
+            dropped += broker.lrem(QUEUE, 1, message)
+    return dropped
+
+
+async def test_a_job_whose_messages_the_broker_lost_is_finished_when_the_running_worker_sees_it_stall(
+    jobs: Jobs, broker: redis_sync.Redis
+) -> None:
+    caller = await jobs.caller()
+    worker = jobs.start_worker(VINBOT_BULK__STALL_RESEND_S="2")
+    busy = await jobs.submit(ultravin.generate(CHUNK_SIZE * 30, seed=16, now=NOW), caller)
+    vins = ultravin.generate(CHUNK_SIZE * 3, seed=17, now=NOW)
+    job = await jobs.submit(vins, caller)
+    # Queued behind the first job's chunks, the second's messages are still waiting: lose them all.
+    assert drop_messages_of(broker, job.id) == 3
+
+    await jobs.wait_for(busy.id, caller, timeout_s=60)
+    status = await jobs.wait_for(job.id, caller, timeout_s=30)
+
+    assert status.status == "done"
+    assert status.chunks_done == status.chunks == 3
+    assert_each_line_once(await jobs.rows(job.id, caller), vins)
+    assert "sent 3 unfinished chunks of stalled jobs again" in worker.log.read_text()
 
 
 async def test_cancellation_stops_further_chunks_when_a_job_is_cancelled_mid_run(

@@ -946,18 +946,26 @@ async def progress(session: AsyncSession, job_id: str) -> Progress:
     return Progress(int(done), int(failed), int(chunks))
 
 
-async def unfinished_chunks(session: AsyncSession) -> list[tuple[str, list[int]]]:
+async def unfinished_chunks(
+    session: AsyncSession, *, idle: timedelta | None = None
+) -> list[tuple[str, list[int]]]:
     """Return every queued or running job with the numbers of its chunks that have not finished.
 
-    Jobs still `submitting` are left out: their submitter enqueues their chunks.
+    Jobs still `submitting` are left out: their submitter enqueues their chunks. With
+    `idle`, only when no chunk of these jobs finished for that long (none, when one did),
+    and only the jobs submitted longer ago than that.
     """
     result = await session.execute(
         text(
             "SELECT j.id, array(SELECT n FROM generate_series(0, j.chunks - 1) n WHERE NOT EXISTS ("
             "  SELECT 1 FROM job_chunks c WHERE c.job_id = j.id AND c.chunk_no = n) ORDER BY n) "
-            "FROM jobs j WHERE j.status = ANY(:statuses) ORDER BY j.created_at"
+            "FROM jobs j WHERE j.status = ANY(:statuses) AND (CAST(:idle AS interval) IS NULL OR ("
+            "  j.created_at < now() - CAST(:idle AS interval) AND NOT EXISTS ("
+            "    SELECT 1 FROM job_chunks c JOIN jobs a ON a.id = c.job_id"
+            "    WHERE a.status = ANY(:statuses) AND c.finished_at > now() - CAST(:idle AS interval)))) "
+            "ORDER BY j.created_at"
         ),
-        {"statuses": [status for status in ACTIVE if status != SUBMITTING]},
+        {"statuses": [status for status in ACTIVE if status != SUBMITTING], "idle": idle},
     )
     return [(str(job_id), list(chunks)) for job_id, chunks in result.all() if chunks]
 
