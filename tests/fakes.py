@@ -193,6 +193,10 @@ class FakeRateLimiter:
             raise RateLimited(checks[0].key, decision.retry_after)
         return decision
 
+    async def refund_all(self, checks: Sequence[LimitCheck]) -> None:
+        for c in checks:
+            self.spent[c.key] = max(0, self.spent.get(c.key, 0) - c.cost)
+
     def _hit_all(self, checks: Sequence[LimitCheck]) -> LimitDecision:
         left = min(self.allow - self.spent.get(c.key, 0) - c.cost for c in checks)
         if left < 0:

@@ -364,13 +364,18 @@ async def submit(
         raise InvalidInput("Every row needs its own line number.")
     items = plan_items(sorted(rows, key=lambda r: r.line), chunk_size=settings.chunk_size)
     unique = sum(1 for i in items if i.chunk_no is not None)
-    if unique and deps.limiter is not None:
-        await _spend_quota(deps.limiter, settings, caller, unique)
+    limiter = deps.limiter if unique else None
+    quota = _quota(settings, caller, unique)
+    if limiter is not None:
+        await limiter.acquire_all(quota)
     job_id = secrets.token_hex(16)
     try:
         job = await _store(job_id, items, deps=deps, caller=caller, source_name=source_name)
     except BaseException:
-        # Chunks may have run already: take the half-stored job, lines and results away.
+        # No job: the quota it spent is given back. Chunks may have run already: take the
+        # half-stored job, lines and results away.
+        if limiter is not None:
+            await limiter.refund_all(quota)
         await _discard(deps.sessions, job_id)
         raise
     logger.info("bulk job %s: %d lines, %d unique VINs, %d chunks", job_id, job.lines, unique, job.chunks)
@@ -534,13 +539,18 @@ async def _summary(session: AsyncSession, job_id: str) -> JobSummary:
     )
 
 
-async def _spend_quota(limiter: RateLimiter, settings: BulkSettings, caller: Caller, count: int) -> None:
+def _quota(settings: BulkSettings, caller: Caller, count: int) -> list[LimitCheck]:
+    """The daily bulk quota a job of `count` unique VINs spends.
+
+    Raises:
+        InvalidInput: `count` is more than a whole day's quota.
+    """
     per_day = Limit(settings.vins_per_day(caller.tier), timedelta(days=1))
     if count > per_day.limit:
         raise InvalidInput(
             f"Your plan allows {per_day.limit} VINs a day in bulk jobs; this list has {count}."
         )
-    await limiter.acquire_all([LimitCheck(f"user:{caller.user_id}:bulk:day", per_day, count)])
+    return [LimitCheck(f"user:{caller.user_id}:bulk:day", per_day, count)]
 
 
 # ------------------------------------------------------------------ results

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import celery_worker
@@ -38,7 +39,9 @@ from tools.bulk import BulkDeps, CeleryJobQueue, InputRow, JobNotFound, JobStatu
 from tools.domain.vehicle import DecodedVehicle
 from tools.domain.vin import Vin
 from tools.embedded import EmbeddedPostgres
-from tools.providers.base import DecodeRequest
+from tools.providers.base import DecodeRequest, Limit
+from tools.providers.kv import RedisKvStore
+from tools.providers.ratelimit import GcraRateLimiter
 from tools.providers.ultravin import UltravinDecoder
 from tools.settings import BulkSettings
 from tools.storage import job_repo, migrate
@@ -583,6 +586,23 @@ async def test_a_half_stored_job_is_deleted_with_its_results_when_the_submission
             " (SELECT count(*) FROM job_chunks c WHERE c.job_id NOT IN (SELECT id FROM jobs))"
         )
         assert (await session.execute(text(left), {"user": caller.user_id})).one() == (0, 0, 0, 0)
+
+
+async def test_the_quota_a_failed_submission_spent_is_given_back(
+    sessions: async_sessionmaker[AsyncSession], kv: RedisKvStore
+) -> None:
+    caller = await make_caller(sessions)
+    queue = _BrokenQueue(sessions, caller)
+    limiter = GcraRateLimiter(kv)
+    settings = BulkSettings(chunk_size=CHUNK_SIZE, vins_per_day_premium=CHUNK_SIZE * 2)
+    deps = dataclasses.replace(queue.deps, limiter=limiter, settings=settings)
+    rows = bulk.rows_from_list(ultravin.generate(CHUNK_SIZE * 2, seed=42, now=NOW))
+
+    with pytest.raises(ConnectionError):
+        await bulk.submit(rows, deps=deps, caller=caller)
+
+    day = Limit(CHUNK_SIZE * 2, timedelta(days=1))
+    assert (await limiter.hit(f"user:{caller.user_id}:bulk:day", day, cost=CHUNK_SIZE * 2)).allowed
 
 
 async def test_a_submission_left_half_way_is_deleted_when_its_owner_submits_again_later(

@@ -247,6 +247,21 @@ async def test_acquire_raises_rate_limited_with_retry_after_when_the_quota_is_sp
     assert caught.value.to_dict()["error"] == "rate_limited"
 
 
+async def test_a_refund_gives_back_what_a_spend_took_and_never_more_than_a_full_quota(store: KvStore) -> None:
+    limiter = GcraRateLimiter(store)
+    job = LimitCheck("user:8:bulk:day", Limit(100, DAY), 60)
+    await limiter.acquire_all([job])
+    assert not (await limiter.hit(job.key, job.limit, cost=41)).allowed
+
+    await limiter.refund_all([job])
+    assert (await limiter.hit(job.key, job.limit, cost=100)).allowed
+    await limiter.refund_all([job])
+    await limiter.refund_all([job])  # 120 given back after 100 spent: the quota is full, no more
+
+    assert (await limiter.hit(job.key, job.limit, cost=100)).allowed
+    assert not (await limiter.hit(job.key, job.limit)).allowed
+
+
 async def test_acquire_all_spends_from_no_limit_when_one_of_them_denies(store: KvStore) -> None:
     limiter = GcraRateLimiter(store)
     per_minute = LimitCheck("user:7:decodes:minute", Limit(5, MINUTE))

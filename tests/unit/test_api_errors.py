@@ -137,6 +137,9 @@ class FakeLimiter:
             raise RateLimited(checks[0].key, decision.retry_after)
         return decision
 
+    async def refund_all(self, checks: Sequence[LimitCheck]) -> None:
+        raise AssertionError("no request here fails after spending its quota")
+
 
 @dataclass
 class FakeHealth:

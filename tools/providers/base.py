@@ -139,6 +139,10 @@ class RateLimiter(Protocol):
         """Spend from every limit or from none (atomically); raise `RateLimited` when one is spent."""
         ...
 
+    async def refund_all(self, checks: Sequence[LimitCheck]) -> None:
+        """Give back what spending `checks` took (best effort), for work that failed before it was done."""
+        ...
+
 
 class VinStore(Protocol):
     """The durable decode cache (PostgreSQL `vin_cache`)."""

@@ -66,6 +66,27 @@ return {1, left_after, 0, reset}
 """
 
 
+# KEYS[i] = one key per limit; ARGV = (emission interval ms, cost) per key. Gives back what a
+# spend took: the arrival time moves back by `cost` intervals, never before now (a refund
+# never leaves more than a full bucket).
+REFUND_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key))
+  if tat and tat > now then
+    local new_tat = tat - tonumber(ARGV[2 * i - 1]) * tonumber(ARGV[2 * i])
+    if new_tat > now then
+      redis.call('SET', key, new_tat, 'PX', math.max(1, new_tat - now))
+    else
+      redis.call('DEL', key)
+    end
+  end
+end
+return 1
+"""
+
+
 class GcraRateLimiter:
     """`RateLimiter` on a `KvStore`.
 
@@ -95,8 +116,7 @@ class GcraRateLimiter:
             return LimitDecision(False, 0, math.inf, 0.0)
         args: list[int] = []
         for c in checks:
-            interval_ms = max(1, round(c.limit.period.total_seconds() * 1000 / c.limit.limit))
-            args += [interval_ms, c.limit.limit, c.cost]
+            args += [_interval_ms(c.limit), c.limit.limit, c.cost]
         try:
             allowed, remaining, retry_ms, reset_ms = await self._store.eval(
                 GCRA_SCRIPT, [self._prefix + c.key for c in checks], args
@@ -110,6 +130,22 @@ class GcraRateLimiter:
             self._down = False
             logger.info("rate-limit store is back, enforcing limits again")
         return LimitDecision(bool(int(allowed)), int(remaining), int(retry_ms) / 1000, int(reset_ms) / 1000)
+
+    async def refund_all(self, checks: Sequence[LimitCheck]) -> None:
+        """Give back what spending `checks` took, for work that failed before it was done.
+
+        Best effort: with the store unreachable nothing is given back (it also admitted
+        calls meanwhile), and a quota is never refunded beyond full.
+        """
+        if not checks:
+            return
+        args: list[int] = []
+        for c in checks:
+            args += [_interval_ms(c.limit), c.cost]
+        try:
+            await self._store.eval(REFUND_SCRIPT, [self._prefix + c.key for c in checks], args)
+        except CACHE_FAILURES as e:
+            logger.warning("rate-limit store unavailable, quota not refunded: %s", type(e).__name__)
 
     async def acquire(self, key: str, limit: Limit, *, cost: int = 1) -> LimitDecision:
         """Spend quota or raise `RateLimited` with the seconds until it is available."""
@@ -131,6 +167,11 @@ class GcraRateLimiter:
                 f"This request is too large: at most {most} can be done at a time.",
             )
         raise RateLimited(bucket, decision.retry_after)
+
+
+def _interval_ms(limit: Limit) -> int:
+    """GCRA's emission interval of `limit`: the milliseconds one unit of it takes to come back."""
+    return max(1, round(limit.period.total_seconds() * 1000 / limit.limit))
 
 
 class RateLimitedVinDecoder:
