@@ -225,10 +225,13 @@ async def _spend_quota(limiter: RateLimiter, limits: LimitSettings, caller: Call
 
 
 def _with_local_suggestions(vin: Vin, vehicle: DecodedVehicle) -> DecodedVehicle:
-    """Add our own look-alike suggestions when the check digit fails and the provider had none."""
-    # Every provider reports the check digit of the VIN it was given (ultravin computes it,
-    # the others copy `Vin.check_digit_valid`), so it need not be computed again here.
-    if vehicle.suggestions or (vehicle.check_digit_valid and vehicle.vin == vin.value):
+    """Add our own look-alike suggestions to a decode the provider gave none.
+
+    Its callers call it only when the decode's check digit failed or its VIN is not the one
+    asked for: every provider reports the check digit of the VIN it was given (ultravin
+    computes it, the others copy `Vin.check_digit_valid`), so most decodes need no call.
+    """
+    if vehicle.suggestions:
         return vehicle
     local = vin.suggestions()
     return vehicle.with_suggestions(local) if local else vehicle
