@@ -595,6 +595,24 @@ def test_the_offline_decoder_equals_the_validated_build_when_vins_vary():
         assert vehicle.raw == {k: v for k, v in attributes.items() if v}
 
 
+def test_engine_plant_and_transmission_equal_validated_models_when_built_without_validation():
+    """Their builders write each value with its field's exact type; validating them gives the same model."""
+    vehicles = UltravinDecoder().decode_many_sync(
+        [DecodeRequest(Vin.parse(str(row["vin"]))) for row in _offline_rows(1_000, seed=33)]
+    )
+    built = {(type(part), repr(part)): part for v in vehicles for part in (v.engine, v.plant, v.transmission)}
+
+    assert len(built) > 300  # many different ones, and a value of every kind: text, int, float, bool
+    for part in built.values():
+        validated = type(part).model_validate(dict(part.__dict__))
+        assert validated == part
+        assert repr(validated) == repr(part)
+        assert validated.model_fields_set == part.model_fields_set
+        assert [type(v) for v in validated.__dict__.values()] == [type(v) for v in part.__dict__.values()]
+    kinds = {type(v) for part in built.values() for v in part.__dict__.values()}
+    assert {str, int, float, bool, type(None)} <= kinds
+
+
 def test_the_offline_decoder_decodes_what_the_batch_call_decodes_when_given_year_hints():
     rows = _offline_rows(600, seed=32)
     vins = [str(row["vin"]) for row in rows]

@@ -309,6 +309,9 @@ def construct_all(cls: type[_ModelT], many: Iterable[dict[str, Any]], names: set
 
 
 _VEHICLE_FIELD_NAMES = fields_set_for(DecodedVehicle, DecodedVehicle.model_fields)
+_ENGINE_FIELDS = fields_set_for(Engine, Engine.model_fields)
+_TRANSMISSION_FIELDS = fields_set_for(Transmission, Transmission.model_fields)
+_PLANT_FIELDS = fields_set_for(Plant, Plant.model_fields)
 _SUGGESTIONS_SET = fields_set_for(DecodedVehicle, ("suggestions",))
 # A placeholder for the fields each VIN sets itself (`vin`, `check_digit_valid`,
 # `suggestions`, `source`, `raw`); the rest are read once per template.
@@ -379,28 +382,40 @@ def _engine(values: Sequence[RawValue | None]) -> Engine:
     cylinders, displacement, model, configuration, hp, hp_to, fuel, fuel2, turbo, electrification = values
     litres = _clean_number(displacement)
     turbo_text = _clean_text(turbo)
-    return Engine(
-        cylinders=_clean_integer(cylinders),
-        displacement_l=round(litres, 3) if litres is not None else None,
-        model=_clean_text(model),
-        configuration=_clean_text(configuration),
-        hp=_clean_number(hp),
-        hp_to=_clean_number(hp_to),
-        fuel_type_primary=_clean_text(fuel),
-        fuel_type_secondary=_clean_text(fuel2),
-        turbo=None if turbo_text is None else turbo_text.lower() in {"yes", "true"},
-        electrification=_clean_text(electrification),
+    # Each value has its field's exact type (an `int`, a `float`, a `str`, a `bool` or None), in field
+    # order: what validating them would store (the tests compare), built without validating them.
+    return construct_validated(
+        Engine,
+        {
+            "cylinders": _clean_integer(cylinders),
+            "displacement_l": round(litres, 3) if litres is not None else None,
+            "model": _clean_text(model),
+            "configuration": _clean_text(configuration),
+            "hp": _clean_number(hp),
+            "hp_to": _clean_number(hp_to),
+            "fuel_type_primary": _clean_text(fuel),
+            "fuel_type_secondary": _clean_text(fuel2),
+            "turbo": None if turbo_text is None else turbo_text.lower() in {"yes", "true"},
+            "electrification": _clean_text(electrification),
+        },
+        _ENGINE_FIELDS,
     )
 
 
 def _transmission(values: Sequence[RawValue | None]) -> Transmission:
     style, speeds = values
-    return Transmission(style=_clean_text(style), speeds=_clean_integer(speeds))
+    return construct_validated(
+        Transmission, {"style": _clean_text(style), "speeds": _clean_integer(speeds)}, _TRANSMISSION_FIELDS
+    )
 
 
 def _plant(values: Sequence[RawValue | None]) -> Plant:
     city, state, country = values
-    return Plant(city=_clean_text(city), state=_clean_text(state), country=_clean_text(country))
+    return construct_validated(
+        Plant,
+        {"city": _clean_text(city), "state": _clean_text(state), "country": _clean_text(country)},
+        _PLANT_FIELDS,
+    )
 
 
 def _errors_and_blocking(values: Sequence[RawValue | None]) -> tuple[tuple[DecodeIssue, ...], bool]:
@@ -437,9 +452,15 @@ class BoundedMemo(dict[Any, Any]):
         self._limit = limit
 
     def __missing__(self, key: Any) -> Any:
-        if self._build is None:
+        build = self._build
+        if build is None:
             raise KeyError(key)
-        return self.add(key, self._build(key))
+        value = build(key)
+        # `add`, written out: a miss is the first sight of a value, and a call costs ~1,000 instructions.
+        if len(self) >= self._limit:
+            self.clear()
+        self[key] = value
+        return value
 
     def add(self, key: Any, value: Any) -> Any:
         """Store `value` at `key` (emptying the memo first when it is full) and return it."""
@@ -471,7 +492,6 @@ _TEMPLATE_VARIABLES = (
 # readers give the same for both). One string costs less to build, hash and compare than a
 # tuple of 29 values.
 _KEY_SEPARATOR = "\x1f"
-_KEY_SEPARATORS = len(_TEMPLATE_VARIABLES) - 1
 _ABSENT_VALUES = ("",) * len(_TEMPLATE_VARIABLES)
 
 
@@ -482,29 +502,77 @@ def _key_of_other_values(attributes: Mapping[str, RawValue]) -> str | None:
     return _KEY_SEPARATOR.join(texts) if len(texts) == len(values) else None
 
 
-def _new_template(key: str, attributes: Mapping[str, RawValue]) -> dict[str, Any] | None:
-    """Build, store and return the template of `attributes`' values; None when `key` cannot be used.
+def _new_template(key: str) -> dict[str, Any] | None:
+    """Build, store and return the template of the values joined in `key`; None when `key` cannot be used.
 
     Every stored key has exactly one separator between each two values, so a key whose
     values hold a separator themselves (more of them) never equals a stored one: it comes
     here, is refused, and two different lists of values never share a template. The
-    fields are in field order, with placeholders for the VIN's own. Not validated again:
-    every value comes from a typed reader of `_READ` (a `str`, an `int`, a built
-    `Engine`, ...), which is exactly what validation would return; the tests compare the
-    vehicles built this way with validated ones, field by field.
+    values are read back from the key itself (one `split` in C, where looking each up in
+    the decode's map costs a call per variable), through the memos of `_READ_MEMOISED`,
+    and the fields are written in field order in one display (a test checks the order),
+    with placeholders for the VIN's own. Not validated again: every value comes from a
+    typed reader of `_READ` (a `str`, an `int`, a built `Engine`, ...), which is exactly
+    what validation would return; the tests compare the vehicles built this way with
+    validated ones, field by field.
     """
-    if key.count(_KEY_SEPARATOR) != _KEY_SEPARATORS:
+    values = key.split(_KEY_SEPARATOR)
+    if len(values) != len(_TEMPLATE_VARIABLES):
         return None
-    fields = _fields("", attributes, _READ_MEMOISED)
-    fields["check_digit_valid"] = False
-    fields["suggestions"] = ()
-    fields["source"] = _TEMPLATE_SOURCE
-    fields["raw"] = _EMPTY_RAW
-    template: dict[str, Any] = _TEMPLATES.add(key, {name: fields[name] for name in _VEHICLE_FIELD_ORDER})
-    return template
+    read = _READ_MEMOISED
+    text, integer = read.text, read.integer
+    # In `_TEMPLATE_VARIABLES` order: `_TEXT_FIELDS`, `_INTEGER_FIELDS`, then the groups (the tests
+    # compare every field with the validated build, so a change to one order without the other fails).
+    (
+        make,
+        manufacturer,
+        model,
+        trim,
+        series,
+        body_class,
+        vehicle_type,
+        drive_type,
+        gvwr,
+        gvwr_to,
+        model_year,
+        doors,
+        *others,
+    ) = values
+    errors, blocking = read.errors((others[-2], others[-1]))
+    make_text = text(make)
+    template = {
+        "vin": "",
+        "valid": is_valid(make_text, blocking),
+        "check_digit_valid": False,
+        "make": make_text,
+        "manufacturer": text(manufacturer),
+        "model": text(model),
+        "model_year": integer(model_year),
+        "trim": text(trim),
+        "series": text(series),
+        "body_class": text(body_class),
+        "vehicle_type": text(vehicle_type),
+        "doors": integer(doors),
+        "drive_type": text(drive_type),
+        "transmission": read.transmission(tuple(others[_TRANSMISSION_SLICE])),
+        "engine": read.engine(tuple(others[_ENGINE_SLICE])),
+        "plant": read.plant(tuple(others[_PLANT_SLICE])),
+        "gvwr": text(gvwr),
+        "gvwr_to": text(gvwr_to),
+        "errors": errors,
+        "suggestions": (),
+        "source": _TEMPLATE_SOURCE,
+        "raw": _EMPTY_RAW,
+    }
+    return _TEMPLATES.add(key, template)  # type: ignore[no-any-return]
 
 
-_VEHICLE_FIELD_ORDER = tuple(DecodedVehicle.model_fields)
+# Where each group's values sit in a key after the ten text and two integer fields' values.
+_TRANSMISSION_SLICE = slice(0, len(_TRANSMISSION_VARIABLES))
+_ENGINE_SLICE = slice(_TRANSMISSION_SLICE.stop, _TRANSMISSION_SLICE.stop + len(_ENGINE_VARIABLES))
+_PLANT_SLICE = slice(_ENGINE_SLICE.stop, _ENGINE_SLICE.stop + len(_PLANT_VARIABLES))
+
+
 _EMPTY_RAW: dict[str, RawValue] = {}  # a placeholder only: every vehicle gets its own `raw`
 _TEMPLATES = BoundedMemo(limit=20_000)  # filled by `_new_template`
 
@@ -527,7 +595,7 @@ def _fields_from_template(
         key = _key_of_other_values(attributes)
     if key is None:
         return None
-    template = _TEMPLATES.get(key) or _new_template(key, attributes)
+    template = _TEMPLATES.get(key) or _new_template(key)
     if template is None:
         return None
     fields: dict[str, Any] = template.copy()
