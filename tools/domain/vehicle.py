@@ -510,7 +510,8 @@ def _new_template(key: str) -> dict[str, Any] | None:
     here, is refused, and two different lists of values never share a template. The
     values are read back from the key itself (one `split` in C, where looking each up in
     the decode's map costs a call per variable), through the memos of `_READ_MEMOISED`,
-    and the fields are written in field order in one display (a test checks the order),
+    and the fields are written in field order in one display (the tests compare `repr`, which
+    lists them in `__dict__` order, with the validated build's),
     with placeholders for the VIN's own. Not validated again: every value comes from a
     typed reader of `_READ` (a `str`, an `int`, a built `Engine`, ...), which is exactly
     what validation would return; the tests compare the vehicles built this way with
@@ -521,8 +522,8 @@ def _new_template(key: str) -> dict[str, Any] | None:
         return None
     read = _READ_MEMOISED
     text, integer = read.text, read.integer
-    # In `_TEMPLATE_VARIABLES` order: `_TEXT_FIELDS`, `_INTEGER_FIELDS`, then the groups (the tests
-    # compare every field with the validated build, so a change to one order without the other fails).
+    # `_KEY_FIELDS`, then the groups (checked at import; the tests compare every field, and the
+    # field order through `repr`, with the validated build).
     (
         make,
         manufacturer,
@@ -538,7 +539,7 @@ def _new_template(key: str) -> dict[str, Any] | None:
         doors,
         *others,
     ) = values
-    errors, blocking = read.errors((others[-2], others[-1]))
+    errors, blocking = read.errors(tuple(others[_ERRORS_SLICE]))
     make_text = text(make)
     template = {
         "vin": "",
@@ -564,13 +565,32 @@ def _new_template(key: str) -> dict[str, Any] | None:
         "source": _TEMPLATE_SOURCE,
         "raw": _EMPTY_RAW,
     }
-    return _TEMPLATES.add(key, template)  # type: ignore[no-any-return]
+    _TEMPLATES.add(key, template)
+    return template
 
 
-# Where each group's values sit in a key after the ten text and two integer fields' values.
+# The fields `_new_template` unpacks first from a key, in `_TEMPLATE_VARIABLES` order; then each
+# group's values, after them.
+_KEY_FIELDS = (
+    "make",
+    "manufacturer",
+    "model",
+    "trim",
+    "series",
+    "body_class",
+    "vehicle_type",
+    "drive_type",
+    "gvwr",
+    "gvwr_to",
+    "model_year",
+    "doors",
+)
+if _TEXT_NAMES + _INTEGER_NAMES != _KEY_FIELDS:
+    raise RuntimeError("the text and integer fields changed: update _new_template's unpacking")
 _TRANSMISSION_SLICE = slice(0, len(_TRANSMISSION_VARIABLES))
 _ENGINE_SLICE = slice(_TRANSMISSION_SLICE.stop, _TRANSMISSION_SLICE.stop + len(_ENGINE_VARIABLES))
 _PLANT_SLICE = slice(_ENGINE_SLICE.stop, _ENGINE_SLICE.stop + len(_PLANT_VARIABLES))
+_ERRORS_SLICE = slice(_PLANT_SLICE.stop, _PLANT_SLICE.stop + 2)  # "Error Code", "Error Text"
 
 
 _EMPTY_RAW: dict[str, RawValue] = {}  # a placeholder only: every vehicle gets its own `raw`
