@@ -33,7 +33,7 @@ from tools.domain.vin import (
 )
 from tools.errors import InvalidInput, InvalidVin
 from tools.providers.base import DecodeRequest
-from tools.providers.ultravin import UltravinDecoder
+from tools.providers.ultravin import EMPTY_VARIABLES, UltravinDecoder
 from tools.vin import VinDeps, VinResult, decode, decode_many
 
 PROPERTY = settings(max_examples=200, deadline=None)
@@ -611,6 +611,35 @@ def test_engine_plant_and_transmission_equal_validated_models_when_built_without
         assert [type(v) for v in validated.__dict__.values()] == [type(v) for v in part.__dict__.values()]
     kinds = {type(v) for part in built.values() for v in part.__dict__.values()}
     assert {str, int, float, bool, type(None)} <= kinds
+
+
+def test_the_offline_data_leaves_only_the_known_variables_empty_when_every_row_is_swept():
+    """The offline decoder looks for empty values in `EMPTY_VARIABLES` only: no other may be empty.
+
+    `ultravin.sweep()` holds one VIN per row of every table of the data release (~590,000);
+    a release that empties another variable fails here, before its decodes keep "" in `raw`.
+    """
+    vins = ultravin.sweep()
+    hints = [None if i % 5 else 1981 + i % 47 for i in range(len(vins))]
+    emptied: set[str] = set()
+    for start in range(0, len(vins), 50_000):
+        rows = ultravin.decode_batch(vins[start : start + 50_000], years=hints[start : start + 50_000])
+        emptied.update(name for row in rows for name, value in row["attributes"].items() if not value)
+
+    assert len(vins) > 500_000
+    assert emptied <= set(EMPTY_VARIABLES)
+    assert {"Suggested VIN", "Possible Values"} <= emptied  # the sweep does reach empty values
+
+
+def test_the_offline_decoder_drops_the_empty_values_of_its_variables_when_adopting_a_decode():
+    row = ultravin.decode(CIVIC[:8] + "4" + CIVIC[9:])  # a wrong check digit: more variables set
+    emptied = {name for name, value in row["attributes"].items() if not value}
+
+    vehicle = UltravinDecoder().decode_sync(DecodeRequest(Vin.parse(CIVIC[:8] + "4" + CIVIC[9:])))
+
+    assert emptied
+    assert emptied <= set(EMPTY_VARIABLES)
+    assert vehicle.raw == {name: value for name, value in row["attributes"].items() if value}
 
 
 def test_the_offline_decoder_decodes_what_the_batch_call_decodes_when_given_year_hints():
