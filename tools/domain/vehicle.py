@@ -174,8 +174,8 @@ def vehicle_from_owned_vpic(
     For a decoder that builds one vehicle per VIN from a new `dict` of `str` and
     `list[str]` values it no longer uses (the offline decoder): `attributes` becomes
     `raw` itself, its empty values deleted in place instead of the rest copied. One call
-    with positional arguments and no options to branch on, where the keywords and
-    branches of `vehicle_from_vpic` cost ~700 instructions a VIN. What no template
+    with positional arguments, where the keywords and branches of `vehicle_from_vpic`
+    cost ~700 instructions a VIN. What no template
     serves (a list where text is read) is validated as `vehicle_from_vpic` validates it.
 
     `empty_variables` names the only variables whose value can be empty, for a decoder
