@@ -154,7 +154,8 @@ def vehicle_from_vpic(
             fields["raw"] = {k: v for k, v in attributes.items() if v} if keep_raw else {}
             return construct_validated(DecodedVehicle, fields, _VEHICLE_FIELD_NAMES)
     raw = _RAW.validate_python({k: v for k, v in attributes.items() if v not in ("", [])}) if keep_raw else {}
-    fields = _fields(vin, attributes, _READ)
+    fields = _ordered_fields(list(map(attributes.get, _TEMPLATE_VARIABLES)), _READ)
+    fields["vin"] = vin
     fields["check_digit_valid"] = check_digit_valid
     fields["suggestions"] = suggestions_from_vpic(vin, attributes.get("Suggested VIN"))
     fields["source"] = source
@@ -237,7 +238,7 @@ _OFTEN_EMPTY = ("Possible Values", "Suggested VIN", "Additional Error Text")
 def _build(fields: dict[str, Any]) -> DecodedVehicle:
     """Validate `fields`, which hold every field of `DecodedVehicle` and nothing else.
 
-    `_fields` writes exactly the model's field names (a test checks it), so looking for
+    `_ordered_fields` writes exactly the model's field names (a test checks it), so looking for
     extra keys (`extra="forbid"`, a fifth to a quarter of the cost) would never find one; every
     other input is still checked for them. The same call as `model_validate` without
     its Python wrapper.
@@ -327,7 +328,7 @@ _SUGGESTIONS_SET = fields_set_for(DecodedVehicle, ("suggestions",))
 _TEMPLATE_SOURCE = DecodeSource(provider="offline")
 
 
-# The one vPIC mapping: the variable (or variables) each field is read from. `_fields`
+# The one vPIC mapping: the variable (or variables) each field is read from. `_ordered_fields`
 # reads it for every provider, directly or through the memos below.
 _TEXT_FIELDS = {
     "make": "Make",
@@ -434,7 +435,7 @@ def _errors_and_blocking(values: Sequence[RawValue | None]) -> tuple[tuple[Decod
 
 
 class _Readers(NamedTuple):
-    """How `_fields` turns raw values into field values: directly, or through the memos."""
+    """How `_ordered_fields` turns raw values into field values: directly, or through the memos."""
 
     text: Callable[[Any], str | None]
     integer: Callable[[Any], int | None]
@@ -518,68 +519,22 @@ def _new_template(key: str) -> dict[str, Any] | None:
     values hold a separator themselves (more of them) never equals a stored one: it comes
     here, is refused, and two different lists of values never share a template. The
     values are read back from the key itself (one `split` in C, where looking each up in
-    the decode's map costs a call per variable), through the memos of `_READ_MEMOISED`,
-    and the fields are written in field order in one display (the tests compare `repr`, which
-    lists them in `__dict__` order, with the validated build's),
-    with placeholders for the VIN's own. Not validated again: every value comes from a
-    typed reader of `_READ` (a `str`, an `int`, a built `Engine`, ...), which is exactly
-    what validation would return; the tests compare the vehicles built this way with
-    validated ones, field by field.
+    the decode's map costs a call per variable), through the memos of `_READ_MEMOISED`
+    (`_ordered_fields`), with placeholders for the VIN's own. Not validated again: every
+    value comes from a typed reader of `_READ` (a `str`, an `int`, a built `Engine`, ...),
+    which is exactly what validation would return; the tests compare the vehicles built
+    this way with validated ones, field by field.
     """
     values = key.split(_KEY_SEPARATOR)
     if len(values) != len(_TEMPLATE_VARIABLES):
         return None
-    read = _READ_MEMOISED
-    text, integer = read.text, read.integer
-    # `_KEY_FIELDS`, then the groups (checked at import; the tests compare every field, and the
-    # field order through `repr`, with the validated build).
-    (
-        make,
-        manufacturer,
-        model,
-        trim,
-        series,
-        body_class,
-        vehicle_type,
-        drive_type,
-        gvwr,
-        gvwr_to,
-        model_year,
-        doors,
-        *others,
-    ) = values
-    errors, blocking = read.errors(tuple(others[_ERRORS_SLICE]))
-    make_text = text(make)
-    template = {
-        "vin": "",
-        "valid": is_valid(make_text, blocking),
-        "check_digit_valid": False,
-        "make": make_text,
-        "manufacturer": text(manufacturer),
-        "model": text(model),
-        "model_year": integer(model_year),
-        "trim": text(trim),
-        "series": text(series),
-        "body_class": text(body_class),
-        "vehicle_type": text(vehicle_type),
-        "doors": integer(doors),
-        "drive_type": text(drive_type),
-        "transmission": read.transmission(tuple(others[_TRANSMISSION_SLICE])),
-        "engine": read.engine(tuple(others[_ENGINE_SLICE])),
-        "plant": read.plant(tuple(others[_PLANT_SLICE])),
-        "gvwr": text(gvwr),
-        "gvwr_to": text(gvwr_to),
-        "errors": errors,
-        "suggestions": (),
-        "source": _TEMPLATE_SOURCE,
-        "raw": _EMPTY_RAW,
-    }
+    template = _ordered_fields(values, _READ_MEMOISED)
     _TEMPLATES.add(key, template)
     return template
 
 
-# The fields `_new_template` unpacks first from a key, in `_TEMPLATE_VARIABLES` order; then each
-# group's values, after them.
+# The fields `_ordered_fields` unpacks first, in `_TEMPLATE_VARIABLES` order; then each group's
+# values, after them.
 _KEY_FIELDS = (
     "make",
     "manufacturer",
@@ -595,7 +550,7 @@ _KEY_FIELDS = (
     "doors",
 )
 if _TEXT_NAMES + _INTEGER_NAMES != _KEY_FIELDS:
-    raise RuntimeError("the text and integer fields changed: update _new_template's unpacking")
+    raise RuntimeError("the text and integer fields changed: update _ordered_fields' unpacking")
 _TRANSMISSION_SLICE = slice(0, len(_TRANSMISSION_VARIABLES))
 _ENGINE_SLICE = slice(_TRANSMISSION_SLICE.stop, _TRANSMISSION_SLICE.stop + len(_ENGINE_VARIABLES))
 _PLANT_SLICE = slice(_ENGINE_SLICE.stop, _ENGINE_SLICE.stop + len(_PLANT_VARIABLES))
@@ -636,22 +591,58 @@ def _fields_from_template(
     return fields
 
 
-def _fields(vin: str, attributes: Mapping[str, RawValue], read: _Readers) -> dict[str, Any]:
-    """Return every field but `check_digit_valid`, `suggestions`, `source` and `raw`, read with `read`.
+def _ordered_fields(values: Sequence[RawValue | None], read: _Readers) -> dict[str, Any]:
+    """Return every field in field order from the values of `_TEMPLATE_VARIABLES`, read with `read`.
 
-    `_READ` handles lists (joined with "; ") and raises on values of other types.
+    The VIN's own fields (`vin`, `check_digit_valid`, `suggestions`, `source`, `raw`) are
+    placeholders for the caller to set. An absent variable may be None or "": the readers
+    read both as absent. `_READ` handles lists (joined with "; ") and raises on values of
+    other types. One dict display in field order, which `construct_validated` needs (the
+    tests compare `repr`, which lists the fields in `__dict__` order, with validated builds).
     """
-    get = attributes.get
-    fields: dict[str, Any] = dict(zip(_TEXT_NAMES, map(read.text, map(get, _TEXT_VARIABLES)), strict=True))
-    fields.update(zip(_INTEGER_NAMES, map(read.integer, map(get, _INTEGER_VARIABLES)), strict=True))
-    fields["transmission"] = read.transmission(tuple(map(get, _TRANSMISSION_VARIABLES)))
-    fields["engine"] = read.engine(tuple(map(get, _ENGINE_VARIABLES)))
-    fields["plant"] = read.plant(tuple(map(get, _PLANT_VARIABLES)))
-    errors, blocking = read.errors((get("Error Code"), get("Error Text")))
-    fields["vin"] = vin
-    fields["valid"] = is_valid(fields["make"], blocking)
-    fields["errors"] = errors
-    return fields
+    # `_KEY_FIELDS`, then the groups (checked at import).
+    (
+        make,
+        manufacturer,
+        model,
+        trim,
+        series,
+        body_class,
+        vehicle_type,
+        drive_type,
+        gvwr,
+        gvwr_to,
+        model_year,
+        doors,
+        *others,
+    ) = values
+    text, integer = read.text, read.integer
+    errors, blocking = read.errors(tuple(others[_ERRORS_SLICE]))
+    make_text = text(make)
+    return {
+        "vin": "",
+        "valid": is_valid(make_text, blocking),
+        "check_digit_valid": False,
+        "make": make_text,
+        "manufacturer": text(manufacturer),
+        "model": text(model),
+        "model_year": integer(model_year),
+        "trim": text(trim),
+        "series": text(series),
+        "body_class": text(body_class),
+        "vehicle_type": text(vehicle_type),
+        "doors": integer(doors),
+        "drive_type": text(drive_type),
+        "transmission": read.transmission(tuple(others[_TRANSMISSION_SLICE])),
+        "engine": read.engine(tuple(others[_ENGINE_SLICE])),
+        "plant": read.plant(tuple(others[_PLANT_SLICE])),
+        "gvwr": text(gvwr),
+        "gvwr_to": text(gvwr_to),
+        "errors": errors,
+        "suggestions": (),
+        "source": _TEMPLATE_SOURCE,
+        "raw": _EMPTY_RAW,
+    }
 
 
 def is_valid(make: str | None, blocking: bool) -> bool:
