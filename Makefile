@@ -15,7 +15,7 @@ QUIET_PIP := { grep -v "is ignored" || true; }
 
 .PHONY: run test setup fmt lint typecheck layers test-unit test-int evals bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py tools/domain/_vehiclec.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]" 2>&1 | $(QUIET_PIP)
 	touch $(STAMP)

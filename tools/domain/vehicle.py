@@ -3,6 +3,10 @@
 Providers translate their payloads into vPIC variable names (`"Model Year"`,
 `"Displacement (L)"`, ...) and call `vehicle_from_vpic`; Auto.dev builds the model
 directly. Values vPIC uses to say "nothing here" become `None`.
+
+The offline decoder's path (`vehicle_from_owned_vpic`) and the model builders
+(`construct_validated`, `construct_all`) run in C where `_vehiclec.c` was compiled at install
+(`ACCELERATED`); every rule stays here, in the Python versions they are compared with.
 """
 
 from __future__ import annotations
@@ -163,12 +167,13 @@ def vehicle_from_vpic(
     return _build(fields)
 
 
-def vehicle_from_owned_vpic(
+def _python_vehicle_from_owned_vpic(
     vin: str,
     attributes: dict[str, RawValue],
     check_digit_valid: bool,
     source: DecodeSource,
     empty_variables: tuple[str, ...] | None = None,
+    /,
 ) -> DecodedVehicle:
     """Return `vehicle_from_vpic(vin, attributes, ..., trusted=True)`, adopting `attributes` as `raw`.
 
@@ -275,7 +280,7 @@ def fields_set_for(cls: type[BaseModel], names: Iterable[str]) -> set[str]:
     return set(names)
 
 
-def construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[str]) -> _ModelT:
+def _python_construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[str], /) -> _ModelT:
     """Build `cls` from `fields` without validating them: `model_construct` without its per-field loop.
 
     For values already validated, or set with exactly their field's type: `fields` must
@@ -293,7 +298,9 @@ def construct_validated(cls: type[_ModelT], fields: dict[str, Any], names: set[s
     return instance
 
 
-def construct_all(cls: type[_ModelT], many: Iterable[dict[str, Any]], names: set[str]) -> list[_ModelT]:
+def _python_construct_all(
+    cls: type[_ModelT], many: Iterable[dict[str, Any]], names: set[str], /
+) -> list[_ModelT]:
     """Return `[construct_validated(cls, fields, names) for fields in many]`, in one frame.
 
     For lists of results (a thousand VINs a call): the loop calls the slots' setters
@@ -472,6 +479,11 @@ class BoundedMemo(dict[Any, Any]):
         self[key] = value
         return value
 
+    @property
+    def limit(self) -> int:
+        """How many values the memo holds before it is emptied."""
+        return self._limit
+
     def add(self, key: Any, value: Any) -> Any:
         """Store `value` at `key` (emptying the memo first when it is full) and return it."""
         if len(self) >= self._limit:
@@ -480,9 +492,21 @@ class BoundedMemo(dict[Any, Any]):
         return value
 
 
+class _Memos(NamedTuple):
+    """One memo per reader of `_READ`, in its order: raw value (or tuple of values) -> field value."""
+
+    text: BoundedMemo
+    integer: BoundedMemo
+    errors: BoundedMemo
+    transmission: BoundedMemo
+    engine: BoundedMemo
+    plant: BoundedMemo
+
+
 _READ = _Readers(_clean_text, _clean_integer, _errors_and_blocking, _transmission, _engine, _plant)
-# Keys are raw `str` values (or None for an absent variable) or tuples of them.
-_READ_MEMOISED = _Readers(*(BoundedMemo(read).__getitem__ for read in _READ))
+# Keys are raw `str` values ("" for an absent variable) or tuples of them.
+_MEMOS = _Memos(*(BoundedMemo(read) for read in _READ))
+_READ_MEMOISED = _Readers(*(memo.__getitem__ for memo in _MEMOS))
 
 
 # Every variable the fields other than `vin`, `check_digit_valid`, `suggestions`, `source`
@@ -708,3 +732,58 @@ def _errors_from_vpic(code_field: str | None, text_field: str | None) -> tuple[D
     return tuple(
         DecodeIssue(code=c, message=messages.get(c, f"vPIC error {c}")) for c in codes if c and c != "0"
     )
+
+
+def _configure_c() -> None:
+    """Hand `tools.domain._vehiclec` the tables it reads: the fields, their variables, readers and memos."""
+    c = _vehiclec
+    memo_of = {read: memo for memo, read in zip(_MEMOS, _READ, strict=True)}
+    vpic_fields = {field.name: field for field in VPIC_FIELDS}
+    own = {
+        "vin": c.OWN_VIN,
+        "check_digit_valid": c.OWN_CHECK_DIGIT,
+        "suggestions": c.OWN_SUGGESTIONS,
+        "source": c.OWN_SOURCE,
+        "raw": c.OWN_RAW,
+    }
+    plan: list[tuple[str, int, tuple[str, ...], BoundedMemo | None, Callable[[Any], Any] | None]] = []
+    for name in DecodedVehicle.model_fields:
+        if name in own:
+            plan.append((name, own[name], (), None, None))
+        elif name == "valid":  # `is_valid(make, blocking)`
+            plan.append((name, c.VALID, ("make",), None, None))
+        elif name == "errors":
+            plan.append((name, c.ERRORS, ("Error Code", "Error Text"), _MEMOS.errors, _errors_and_blocking))
+        else:
+            field = vpic_fields[name]
+            kind = c.ONE if len(field.variables) == 1 else c.GROUP
+            plan.append((name, kind, field.variables, memo_of[field.read], field.read))
+    c.configure(
+        DecodedVehicle,
+        tuple(plan),
+        _TEMPLATE_VARIABLES,
+        (_set_dict.__self__, _set_fields_set.__self__, _set_extra.__self__, _set_private.__self__),
+        _VEHICLE_FIELD_NAMES,
+        DecodeSource,
+        "Suggested VIN",
+        suggestions_from_vpic,
+        _python_vehicle_from_owned_vpic,
+    )
+
+
+# The public names: the C versions where `tools.domain._vehiclec` was built (setup.py), else the
+# Python ones above, which stay the reference (their docstrings say what both do; the tests
+# compare the two).
+try:
+    from tools.domain import _vehiclec
+except ImportError:  # not built (no C compiler at install): the Python versions serve, more slowly
+    ACCELERATED = False
+    construct_validated = _python_construct_validated
+    construct_all = _python_construct_all
+    vehicle_from_owned_vpic = _python_vehicle_from_owned_vpic
+else:
+    ACCELERATED = True
+    _configure_c()
+    construct_validated = _vehiclec.construct_validated
+    construct_all = _vehiclec.construct_all
+    vehicle_from_owned_vpic = _vehiclec.vehicle_from_owned_vpic
