@@ -93,6 +93,7 @@ def test_the_c_build_equals_the_python_build_when_values_are_not_what_ultravin_g
         {"Make": "  honda ", "Trim": "N/A", "Doors": "2.6", "Displacement (L)": "1.9999"},
         {"Make": "", "Error Code": "1,400", "Error Text": "1 - Check Digit; 400 - Invalid characters"},
         {"Make": "HONDA", "Suggested VIN": CIVIC, "Engine Number of Cylinders": "x"},
+        {"Make": "A\x1fB", "Manufacturer Name": "C", "Plant City": "\x1f"},  # the Python key's separator
         {},
     ]
     typo = CIVIC[:8] + "4" + CIVIC[9:]
