@@ -6,6 +6,8 @@ they do not return.
 """
 
 import copy
+import json
+import subprocess
 import sys
 from datetime import datetime
 from typing import Any
@@ -26,7 +28,9 @@ from tools.domain.vehicle import (
     fields_set_for,
     vehicle_from_owned_vpic,
 )
-from tools.providers.ultravin import EMPTY_VARIABLES
+from tools.domain.vin import Vin
+from tools.providers.base import DecodeRequest
+from tools.providers.ultravin import EMPTY_VARIABLES, UltravinDecoder
 
 python_vehicle_from_owned_vpic = vehicle._python_vehicle_from_owned_vpic
 CIVIC = "1HGCM82633A004352"
@@ -197,3 +201,31 @@ def test_construct_validated_and_construct_all_refuse_what_is_not_a_model_and_it
 
     with pytest.raises(ValueError, match="caller's iterator"):
         construct_all(DecodeIssue, failing(), issue_fields)
+
+
+_WITHOUT_C = """
+import json, sys
+from datetime import datetime
+sys.modules["tools.domain._vehiclec"] = None  # importing it fails, as where it was not built
+import ultravin
+from tools.domain import vehicle
+from tools.providers.base import DecodeRequest
+from tools.domain.vin import Vin
+from tools.providers.ultravin import UltravinDecoder
+vins = ultravin.generate(300, seed=11, now=datetime(2026, 6, 1), invalid_rate=0.3)
+requests = [DecodeRequest(Vin.parse(v)) for v in vins]
+built = UltravinDecoder().decode_many_sync(requests)
+print(json.dumps([vehicle.ACCELERATED, vehicle.vehicle_from_owned_vpic.__name__, [repr(v) for v in built]]))
+"""
+
+
+def test_vinbot_decodes_the_same_on_the_python_versions_when_the_c_part_is_missing():
+    ran = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _WITHOUT_C], capture_output=True, text=True, check=True, timeout=120
+    )
+    accelerated, name, reprs = json.loads(ran.stdout)
+
+    vins = ultravin.generate(300, seed=11, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
+    built = UltravinDecoder().decode_many_sync([DecodeRequest(Vin.parse(v)) for v in vins])
+    assert (accelerated, name) == (False, "_python_vehicle_from_owned_vpic")
+    assert reprs == [repr(v) for v in built]

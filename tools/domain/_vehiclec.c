@@ -578,7 +578,8 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     S.configured = 1;
     Py_RETURN_NONE;
 fail:
-    /* Configured once, at import: a failure there is a bug in vehicle.py, and the module is not used. */
+    /* Configured once, at import: a failure is a bug in vehicle.py, and importing vehicle.py fails with
+       it (what the slots took before is not given back). */
     Py_DECREF(shape);
     Py_DECREF(base_model);
     return NULL;
