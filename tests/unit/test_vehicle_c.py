@@ -229,3 +229,52 @@ def test_vinbot_decodes_the_same_on_the_python_versions_when_the_c_part_is_missi
     built = UltravinDecoder().decode_many_sync([DecodeRequest(Vin.parse(v)) for v in vins])
     assert (accelerated, name) == (False, "_python_vehicle_from_owned_vpic")
     assert reprs == [repr(v) for v in built]
+
+
+_BAD_PLANS = """
+import json
+from tools.domain import _vehiclec as c
+from pydantic import BaseModel
+
+class Model(BaseModel):
+    model_config = {"frozen": True}
+    vin: str = ""
+
+memo = type("Memo", (dict,), {"limit": 10})()
+slots = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+descriptors = tuple(vars(BaseModel)[name] for name in slots)
+kinds = (c.OWN_VIN, c.OWN_CHECK_DIGIT, c.OWN_SUGGESTIONS, c.OWN_SOURCE, c.OWN_RAW)
+own = [(name, kind, (), None, None) for name, kind in zip(("vin", "check", "sugg", "src", "raw"), kinds)]
+names = {"vin", "check", "sugg", "src", "raw", "make"}
+plans = {
+    "a field the set lacks": (own + [("make", c.ONE, ("Make",), memo, str)], names - {"make"}),
+    "a variable not listed": (own + [("make", c.ONE, ("Model",), memo, str)], names),
+    "a field twice": (own + [("vin", c.ONE, ("Make",), memo, str)], names),
+    "no own field": (own[1:] + [("make", c.ONE, ("Make",), memo, str)], names - {"vin"}),
+    "a memo without a reader": (own + [("make", c.ONE, ("Make",), memo, None)], names),
+}
+refused = {}
+for why, (plan, fields) in plans.items():
+    try:
+        c.configure(Model, tuple(plan), ("Make",), descriptors, fields, Model, "Suggested VIN", print, print)
+    except (ValueError, TypeError) as e:
+        refused[why] = type(e).__name__
+from tools.domain import vehicle  # configures it for real, after the refusals
+print(json.dumps([refused, vehicle.ACCELERATED]))
+"""
+
+
+def test_the_c_part_refuses_a_plan_that_would_build_incomplete_vehicles():
+    ran = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _BAD_PLANS], capture_output=True, text=True, check=True, timeout=120
+    )
+    refused, accelerated = json.loads(ran.stdout)
+
+    assert refused == {
+        "a field the set lacks": "ValueError",
+        "a variable not listed": "ValueError",
+        "a field twice": "ValueError",
+        "no own field": "ValueError",
+        "a memo without a reader": "TypeError",
+    }
+    assert accelerated is True

@@ -369,7 +369,7 @@ construct_all(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     while ((fields = PyIter_Next(iterator)) != NULL) {
         PyObject *instance = NULL;
         if (!PyDict_Check(fields)) {
-            PyErr_SetString(PyExc_TypeError, "construct_all: every fields must be a dict");
+            PyErr_SetString(PyExc_TypeError, "construct_all: each item of many must be a dict of fields");
         }
         else {
             instance = new_model(cls, fields, names);
@@ -541,6 +541,20 @@ configure(PyObject *Py_UNUSED(module), PyObject *args)
     for (int k = 0; k <= OWN_RAW; k++) {
         if (!own_seen[k]) {
             configure_error("the plan lacks one of the VIN's own fields");
+            goto fail;
+        }
+    }
+    /* Every vehicle gets every field: the plan names each field of the set, and nothing else. */
+    if (PySet_GET_SIZE(fields_set) != n_fields) {
+        configure_error("the plan and the fields set name different fields");
+        goto fail;
+    }
+    for (Py_ssize_t f = 0; f < n_fields; f++) {
+        int known = PySet_Contains(fields_set, S.names[f]);
+        if (known <= 0) {
+            if (known == 0) {
+                configure_error("the plan and the fields set name different fields");
+            }
             goto fail;
         }
     }
