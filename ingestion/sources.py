@@ -194,15 +194,18 @@ def _xlsx_rows(path: Path) -> Iterator[Row]:
         if not sheets:
             raise SourceError(f"{path.name}: no worksheet")
         header: list[str] | None = None
+        line = 0
         with archive.open(sheets[0]) as sheet:
             for _, element in ElementTree.iterparse(sheet):  # noqa: S314 - publisher file
                 if element.tag != f"{{{_NS['m']}}}row":
                     continue
+                # A row or cell may leave out its reference (`r`): it then follows the one before.
+                line = int(element.get("r") or line + 1)
                 cells: dict[int, str] = {}
+                column = -1
                 for cell in element.iterfind("m:c", _NS):
                     ref = _CELL_REF.match(cell.get("r", ""))
-                    if ref is None:
-                        continue
+                    column = _column_index(ref[1]) if ref else column + 1
                     kind = cell.get("t")
                     if kind == "inlineStr":
                         text = "".join(t.text or "" for t in cell.iter(f"{{{_NS['m']}}}t"))
@@ -211,8 +214,7 @@ def _xlsx_rows(path: Path) -> Iterator[Row]:
                         text = value.text or "" if value is not None else ""
                         if kind == "s" and text:
                             text = shared[int(text)]
-                    cells[_column_index(ref[1])] = text.strip()
-                line = int(element.get("r", "0"))
+                    cells[column] = text.strip()
                 element.clear()
                 width = max(cells) + 1 if cells else 0
                 values = [cells.get(i, "") for i in range(width)]

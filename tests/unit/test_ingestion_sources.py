@@ -61,6 +61,30 @@ def test_xlsx_first_sheet_is_read_with_shared_and_inline_strings(tmp_path: Path)
     ]
 
 
+def test_xlsx_rows_and_cells_without_references_follow_the_one_before(tmp_path: Path) -> None:
+    # The format lets a writer leave out `r`; Excel writes it, other tools may not.
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    sheet = (
+        f"<worksheet {ns}><sheetData>"
+        '<row><c t="inlineStr"><is><t>Model Year</t></is></c><c t="inlineStr"><is><t>HP</t></is></c></row>'
+        "<row><c><v>2019</v></c><c><v>203</v></c></row>"
+        '<row r="5"><c r="B5"><v>176</v></c></row>'
+        "<row><c><v>2021</v></c></row>"
+        "</sheetData></worksheet>"
+    )
+    book = tmp_path / "tstcar.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/worksheets/sheet1.xml", sheet)
+
+    rows = list(read_rows(book))
+
+    assert [(r.line, r.values) for r in rows] == [
+        (2, {"Model Year": "2019", "HP": "203"}),
+        (5, {"Model Year": "", "HP": "176"}),
+        (6, {"Model Year": "2021"}),
+    ]
+
+
 def test_dates_in_publisher_file_names() -> None:
     assert date_in_name("19tstcar-2020-10-02.xlsx") == date(2020, 10, 2)
     assert date_in_name("15tstcar.csv") is None

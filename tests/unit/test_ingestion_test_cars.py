@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
+
+import openpyxl
 
 from ingestion import test_cars
 from ingestion.documents import BadRow, VehicleDoc
@@ -125,8 +128,24 @@ def _load(tmp_path: Path) -> tuple[list[VehicleDoc], list[BadRow]]:
         writer = csv.writer(f)
         writer.writerow(HEADER)
         writer.writerows(ROWS)
-    items = list(test_cars.load([path]))
-    return [d for d in items if isinstance(d, VehicleDoc)], [b for b in items if isinstance(b, BadRow)]
+    return _split(test_cars.load([path]))
+
+
+def _split(items: Iterable[VehicleDoc | BadRow]) -> tuple[list[VehicleDoc], list[BadRow]]:
+    loaded = list(items)
+    return [d for d in loaded if isinstance(d, VehicleDoc)], [b for b in loaded if isinstance(b, BadRow)]
+
+
+def _cell(text: str) -> str | int | float | None:
+    """What a spreadsheet holds for `text`: a number where it reads as one, nothing where it is empty."""
+    if not text:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 def test_lab_tests_of_one_configuration_become_one_document(tmp_path: Path) -> None:
@@ -164,3 +183,26 @@ def test_bad_rows_are_reported_and_the_rest_still_loads(tmp_path: Path) -> None:
     assert "Rated Horsepower" in bad[0].reason
     assert "Model Year" in bad[1].reason
     assert {d.make_key for d in docs} == {"toyota", "ford", "lucid"}
+
+
+def test_a_workbook_written_by_a_spreadsheet_library_loads_what_the_csv_loads(tmp_path: Path) -> None:
+    # EPA publishes the test cars only as .xlsx: numbers stored as numbers, shared strings, empty
+    # cells, a second sheet after the data.
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADER)
+    for row in ROWS:
+        sheet.append([_cell(text) for text in row])
+    book.create_sheet("Notes").append(["Test Category", "what the cycle means"])
+    path = tmp_path / "19tstcar-2020-10-02.xlsx"
+    book.save(path)
+
+    docs, bad = _split(test_cars.load([path]))
+
+    from_csv, bad_from_csv = _load(tmp_path)
+    assert [(d.record_id, d.line, d.facts, d.content) for d in docs] == [
+        (d.record_id, d.line, d.facts, d.content) for d in from_csv
+    ]
+    assert [(b.line, b.reason) for b in bad] == [(b.line, b.reason) for b in bad_from_csv]
+    assert len(docs) == 3
