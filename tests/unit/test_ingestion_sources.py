@@ -38,22 +38,31 @@ def test_zip_rows_name_their_member(tmp_path: Path) -> None:
     assert archive_date(archive) == date(2026, 2, 23)
 
 
+_SPREADSHEET_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+
+
+def _workbook(path: Path, rows_xml: str, shared_strings: tuple[str, ...] = ()) -> Path:
+    """Write a minimal workbook: one worksheet holding `rows_xml`, and the shared strings if any."""
+    with zipfile.ZipFile(path, "w") as z:
+        if shared_strings:
+            items = "".join(f"<si><t>{s}</t></si>" for s in shared_strings)
+            z.writestr("xl/sharedStrings.xml", f"<sst {_SPREADSHEET_NS}>{items}</sst>")
+        z.writestr(
+            "xl/worksheets/sheet1.xml",
+            f"<worksheet {_SPREADSHEET_NS}><sheetData>{rows_xml}</sheetData></worksheet>",
+        )
+    return path
+
+
 def test_xlsx_first_sheet_is_read_with_shared_and_inline_strings(tmp_path: Path) -> None:
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    strings = ("Model Year", "Represented Test Veh Make", "TOYOTA")
-    shared = f"<sst {ns}>" + "".join(f"<si><t>{s}</t></si>" for s in strings) + "</sst>"
-    sheet = (
-        f"<worksheet {ns}><sheetData>"
+    book = _workbook(
+        tmp_path / "19tstcar-2020-10-02.xlsx",
         '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
         '<c r="C1" t="inlineStr"><is><t>HP</t></is></c></row>'
         '<row r="2"><c r="A2"><v>2019</v></c><c r="B2" t="s"><v>2</v></c><c r="C2"><v>203</v></c></row>'
-        '<row r="4"><c r="A4"><v>2020</v></c><c r="C4"><v>176</v></c></row>'
-        "</sheetData></worksheet>"
+        '<row r="4"><c r="A4"><v>2020</v></c><c r="C4"><v>176</v></c></row>',
+        shared_strings=("Model Year", "Represented Test Veh Make", "TOYOTA"),
     )
-    book = tmp_path / "19tstcar-2020-10-02.xlsx"
-    with zipfile.ZipFile(book, "w") as z:
-        z.writestr("xl/sharedStrings.xml", shared)
-        z.writestr("xl/worksheets/sheet1.xml", sheet)
     rows = list(read_rows(book))
     assert [(r.line, r.values) for r in rows] == [
         (2, {"Model Year": "2019", "Represented Test Veh Make": "TOYOTA", "HP": "203"}),
@@ -63,18 +72,13 @@ def test_xlsx_first_sheet_is_read_with_shared_and_inline_strings(tmp_path: Path)
 
 def test_xlsx_rows_and_cells_without_references_follow_the_one_before(tmp_path: Path) -> None:
     # The format lets a writer leave out `r`; Excel writes it, other tools may not.
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    sheet = (
-        f"<worksheet {ns}><sheetData>"
+    book = _workbook(
+        tmp_path / "tstcar.xlsx",
         '<row><c t="inlineStr"><is><t>Model Year</t></is></c><c t="inlineStr"><is><t>HP</t></is></c></row>'
         "<row><c><v>2019</v></c><c><v>203</v></c></row>"
         '<row r="5"><c r="B5"><v>176</v></c></row>'
-        "<row><c><v>2021</v></c></row>"
-        "</sheetData></worksheet>"
+        "<row><c><v>2021</v></c></row>",
     )
-    book = tmp_path / "tstcar.xlsx"
-    with zipfile.ZipFile(book, "w") as z:
-        z.writestr("xl/worksheets/sheet1.xml", sheet)
 
     rows = list(read_rows(book))
 
