@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import ultravin
+from offline_rows import offline_rows
 from pydantic import ValidationError
 
 from tools.domain import vehicle
@@ -36,12 +37,6 @@ python_vehicle_from_owned_vpic = vehicle._python_vehicle_from_owned_vpic
 CIVIC = "1HGCM82633A004352"
 SOURCE = DecodeSource(provider="offline", data_version="vPIC test")
 ENGINE_FIELDS = fields_set_for(Engine, Engine.model_fields)
-
-
-def _rows(count: int, seed: int) -> list[dict[str, Any]]:
-    """ultravin decodes of generated VINs: a third with defects, a quarter with a year hint."""
-    vins = ultravin.generate(count, seed=seed, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
-    return [ultravin.decode(v, year=None if i % 4 else 1985 + i % 45) for i, v in enumerate(vins)]
 
 
 def _same(built: DecodedVehicle, reference: DecodedVehicle) -> None:
@@ -67,7 +62,7 @@ def test_the_c_part_is_built_so_decodes_take_the_fast_path():
 def test_the_c_build_equals_the_python_build_on_every_decode_when_vins_vary(
     empty_variables: tuple[str, ...] | None,
 ) -> None:
-    rows = _rows(3_000, seed=47)
+    rows = offline_rows(3_000, seed=47)
     built: list[DecodedVehicle] = []
     for row in rows:
         attributes = row["attributes"]
@@ -137,7 +132,7 @@ def test_a_full_memo_is_emptied_then_refilled_when_the_c_build_reads_a_new_value
 
 
 def test_the_c_build_holds_no_reference_to_what_it_was_given_once_its_result_is_gone():
-    row = _rows(1, seed=5)[0]
+    row = offline_rows(1, seed=5)[0]
     attributes = {name: value for name, value in row["attributes"].items() if value}
     vin = "".join(row["vin"])  # a str of our own, so its count is ours to watch
     watched = [vin, SOURCE, *attributes.values()]

@@ -2,12 +2,12 @@
 
 import string
 import unicodedata
-from datetime import datetime
 
 import pytest
 import ultravin
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from offline_rows import offline_rows
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tools.domain.vehicle import (
@@ -501,11 +501,6 @@ def test_suggest_offers_the_fix_at_position_9_when_only_the_check_digit_is_a_loo
 # ---------------------------------------------------------------- vehicle from vPIC values
 
 
-def _offline_rows(count: int, seed: int) -> list[dict[str, object]]:
-    vins = ultravin.generate(count, seed=seed, now=datetime(2026, 6, 1), invalid_rate=0.3)  # noqa: DTZ001
-    return [ultravin.decode(v, year=None if i % 4 else 1985 + i % 45) for i, v in enumerate(vins)]
-
-
 def test_every_field_is_set_when_a_vehicle_is_built_from_vpic_values():
     # `vehicle_from_vpic` validates without looking for extra keys: a misspelt field
     # name would be dropped silently and leave that field unset.
@@ -572,7 +567,7 @@ def test_an_owned_attribute_map_builds_what_the_trusted_build_gives_when_values_
 def test_the_offline_decoder_equals_the_validated_build_when_vins_vary():
     """The memoised, adopting, unvalidated-`raw` path gives what full validation gives."""
     decoder = UltravinDecoder()
-    rows = _offline_rows(1_500, seed=31)
+    rows = offline_rows(1_500, seed=31)
     requests = [DecodeRequest(Vin.parse(str(row["vin"])), None) for row in rows]
     requests = [DecodeRequest(r.vin, None if i % 4 else 1985 + i % 45) for i, r in enumerate(requests)]
 
@@ -598,7 +593,7 @@ def test_the_offline_decoder_equals_the_validated_build_when_vins_vary():
 def test_engine_plant_and_transmission_equal_validated_models_when_built_without_validation():
     """Their builders write each value with its field's exact type; validating them gives the same model."""
     vehicles = UltravinDecoder().decode_many_sync(
-        [DecodeRequest(Vin.parse(str(row["vin"]))) for row in _offline_rows(1_000, seed=33)]
+        [DecodeRequest(Vin.parse(str(row["vin"]))) for row in offline_rows(1_000, seed=33)]
     )
     built = {(type(part), repr(part)): part for v in vehicles for part in (v.engine, v.plant, v.transmission)}
 
@@ -643,7 +638,7 @@ def test_the_offline_decoder_drops_the_empty_values_of_its_variables_when_adopti
 
 
 def test_the_offline_decoder_decodes_what_the_batch_call_decodes_when_given_year_hints():
-    rows = _offline_rows(600, seed=32)
+    rows = offline_rows(600, seed=32)
     vins = [str(row["vin"]) for row in rows]
     years = [None if i % 3 else 1980 + i % 50 for i in range(len(vins))]
     decoder = UltravinDecoder()
@@ -696,7 +691,7 @@ def test_a_vehicle_with_suggestions_equals_its_model_copy_when_suggestions_are_a
 
 
 async def test_decode_many_results_equal_validated_results_when_built_without_validation():
-    rows = _offline_rows(400, seed=33)
+    rows = offline_rows(400, seed=33)
     raws = [str(row["vin"]).lower() if i % 5 == 0 else str(row["vin"]) for i, row in enumerate(rows)]
     raws[7] = "not a vin"
 
@@ -727,7 +722,7 @@ async def test_decode_many_reports_every_line_in_order_when_none_is_a_vin():
 async def test_decode_gives_the_vehicle_decode_many_gives_when_one_vin_is_decoded_at_a_time():
     """`decode` has its own path for one VIN: it must answer what the list path answers."""
     deps = VinDeps(decoders={"offline": UltravinDecoder()})
-    rows = _offline_rows(300, seed=34)
+    rows = offline_rows(300, seed=34)
     raws = [str(row["vin"]).lower() if i % 5 == 0 else str(row["vin"]) for i, row in enumerate(rows)]
     raws.append(CIVIC[:11] + "D" + CIVIC[12:])  # 0 typed as D: the check digit fails, CIVIC is suggested
     years = [None if i % 3 else 1985 + i % 40 for i in range(len(raws))]
