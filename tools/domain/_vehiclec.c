@@ -193,7 +193,7 @@ vehicle_from_owned_vpic(PyObject *Py_UNUSED(module), PyObject *const *args, Py_s
     }
     for (Py_ssize_t f = 0; f < S.n_fields; f++) {
         Slot *slot = &S.slots[f];
-        PyObject *key, *pair;
+        PyObject *key, *got;
         switch (slot->kind) {
         case ONE:
             if ((read[f] = memo_get(slot, values[slot->first])) == NULL) {
@@ -201,32 +201,27 @@ vehicle_from_owned_vpic(PyObject *Py_UNUSED(module), PyObject *const *args, Py_s
             }
             break;
         case GROUP:
-            if ((key = group_key(slot, values)) == NULL) {
-                goto done;
-            }
-            read[f] = memo_get(slot, key);
-            Py_DECREF(key);
-            if (read[f] == NULL) {
-                goto done;
-            }
-            break;
         case ERRORS:
             if ((key = group_key(slot, values)) == NULL) {
                 goto done;
             }
-            pair = memo_get(slot, key);
+            got = memo_get(slot, key);
             Py_DECREF(key);
-            if (pair == NULL) {
+            if (got == NULL) {
                 goto done;
             }
-            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                Py_DECREF(pair);
+            if (slot->kind == GROUP) {
+                read[f] = got; /* the field's value itself */
+                break;
+            }
+            if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2) {
+                Py_DECREF(got);
                 PyErr_SetString(PyExc_TypeError, "the errors reader must return (errors, blocking)");
                 goto done;
             }
-            read[f] = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
-            blocking = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
-            Py_DECREF(pair);
+            read[f] = Py_NewRef(PyTuple_GET_ITEM(got, 0));
+            blocking = Py_NewRef(PyTuple_GET_ITEM(got, 1));
+            Py_DECREF(got);
             break;
         default:
             break;

@@ -368,7 +368,8 @@ _ENGINE_VARIABLES = (
     "Electrification Level",
 )
 _PLANT_VARIABLES = ("Plant City", "Plant State", "Plant Country")
-# `errors` and `valid` come from "Error Code" and "Error Text"; `suggestions` from "Suggested VIN".
+# `errors` and `valid` come from these two; `suggestions` from "Suggested VIN".
+_ERRORS_VARIABLES = ("Error Code", "Error Text")
 _TEXT_NAMES, _TEXT_VARIABLES = tuple(_TEXT_FIELDS), tuple(_TEXT_FIELDS.values())
 _INTEGER_NAMES, _INTEGER_VARIABLES = tuple(_INTEGER_FIELDS), tuple(_INTEGER_FIELDS.values())
 
@@ -520,8 +521,7 @@ _TEMPLATE_VARIABLES = (
     *_TRANSMISSION_VARIABLES,
     *_ENGINE_VARIABLES,
     *_PLANT_VARIABLES,
-    "Error Code",
-    "Error Text",
+    *_ERRORS_VARIABLES,
 )
 
 
@@ -581,7 +581,7 @@ if _TEXT_NAMES + _INTEGER_NAMES != _KEY_FIELDS:
 _TRANSMISSION_SLICE = slice(0, len(_TRANSMISSION_VARIABLES))
 _ENGINE_SLICE = slice(_TRANSMISSION_SLICE.stop, _TRANSMISSION_SLICE.stop + len(_ENGINE_VARIABLES))
 _PLANT_SLICE = slice(_ENGINE_SLICE.stop, _ENGINE_SLICE.stop + len(_PLANT_VARIABLES))
-_ERRORS_SLICE = slice(_PLANT_SLICE.stop, _PLANT_SLICE.stop + 2)  # "Error Code", "Error Text"
+_ERRORS_SLICE = slice(_PLANT_SLICE.stop, _PLANT_SLICE.stop + len(_ERRORS_VARIABLES))
 
 
 _EMPTY_RAW: dict[str, RawValue] = {}  # a placeholder only: every vehicle gets its own `raw`
@@ -756,7 +756,7 @@ def _configure_c() -> None:
         elif name == "valid":  # `is_valid(make, blocking)`
             plan.append((name, c.VALID, ("make",), None, None))
         elif name == "errors":
-            plan.append((name, c.ERRORS, ("Error Code", "Error Text"), _MEMOS.errors, _errors_and_blocking))
+            plan.append((name, c.ERRORS, _ERRORS_VARIABLES, _MEMOS.errors, _errors_and_blocking))
         else:
             field = vpic_fields[name]
             kind = c.ONE if len(field.variables) == 1 else c.GROUP
